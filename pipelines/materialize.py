@@ -1,0 +1,67 @@
+"""Run the Dagster assets in-process on the project's persistent instance."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from warehouse.errors import MarketlakeError
+from warehouse.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Create ``DAGSTER_HOME`` (default ``<home>/dagster``) holding the root ``dagster.yaml``."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    source = REPO_ROOT / "dagster.yaml"
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        shutil.copyfile(source, target)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def materialize_assets(
+    settings: Settings, *, selection: str = "*", max_epochs: int | None = None
+) -> list[str]:
+    """Materialize the selected assets in this process; the runs are stored in the instance.
+
+    Returns:
+        One line per materialized asset with the metadata it reported.
+    """
+    ensure_dagster_home(settings)
+    from pipelines.definitions import ALL_ASSETS
+    from pipelines.resources import default_resources
+
+    run_config: dict[str, object] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if max_epochs is not None:
+        run_config["ops"] = {"ml__price_model": {"config": {"max_epochs": max_epochs}}}
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize(
+            ALL_ASSETS,
+            instance=instance,
+            resources=default_resources(),
+            selection=selection,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+    if not result.success:
+        errors = [
+            str(event.event_specific_data.error.message).strip()  # type: ignore[union-attr]
+            for event in result.all_events
+            if event.is_step_failure
+        ]
+        raise MarketlakeError(f"materialization of {selection!r} failed: {' | '.join(errors)}")
+    lines = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+        keys = ("rows", "rejects", "version", "table_version", "model_version", "promoted")
+        shown = {k: v.value for k, v in materialization.metadata.items() if k in keys}
+        lines.append(f"{materialization.asset_key.to_user_string()}: {shown}")
+    lines.append(f"run {result.run_id} stored in {os.environ['DAGSTER_HOME']}")
+    return lines

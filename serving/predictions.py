@@ -1,0 +1,128 @@
+"""Answer prediction requests from the champion model and the latest gold features.
+
+Plain Python (no BentoML): the service class in ``serving/service.py`` is a thin shell around
+:class:`PricePredictionService`, so tests and notebooks can call the same code directly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from training.registry import LoadedModel
+from warehouse.catalog import GOLD_FEATURES
+from warehouse.errors import MarketlakeError
+from warehouse.lake import Lake, read_table, table_version
+
+
+class RequestError(MarketlakeError):
+    """A request names something the service does not serve; ``field`` says which input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PredictRequest(BaseModel):
+    """``POST /predict`` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=32, examples=["BTCUSDT"])
+    horizon: int = Field(1, ge=1, le=168, description="hours ahead", examples=[1])
+
+
+class PredictResponse(BaseModel):
+    """One prediction: forward return and probability of an up move over the horizon."""
+
+    symbol: str
+    horizon_hours: int
+    predicted_return: float
+    direction_probability: float
+    direction: str
+    feature_time: datetime
+    model_name: str
+    model_version: int
+    served_at: datetime
+
+
+@dataclass
+class _LatestPredictions:
+    table_version: int
+    checked_at: float
+    frame: pl.DataFrame
+
+
+class PricePredictionService:
+    """Predicts from the latest gold features; re-reads gold only when its version moves.
+
+    Args:
+        model: the loaded champion model.
+        lake: the lake holding ``gold/features``.
+        refresh_s: how often to check the gold table version (default 5 s).
+    """
+
+    def __init__(self, model: LoadedModel, lake: Lake, *, refresh_s: float = 5.0) -> None:
+        self.model = model
+        self.lake = lake
+        self.refresh_s = refresh_s
+        self._latest: _LatestPredictions | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def horizons(self) -> list[int]:
+        return self.model.predictor.horizons
+
+    def symbols(self) -> list[str]:
+        return sorted(self._predictions()["symbol"].to_list())
+
+    def predict(self, request: PredictRequest) -> PredictResponse:
+        """Answer one request; raise :class:`RequestError` naming a bad field."""
+        if request.horizon not in self.horizons:
+            raise RequestError(
+                "horizon",
+                f"horizon {request.horizon} is not served; choose one of "
+                f"{', '.join(str(h) for h in self.horizons)} (hours)",
+            )
+        symbol = request.symbol.strip().upper()
+        latest = self._predictions()
+        row = latest.filter(pl.col("symbol") == symbol)
+        if row.is_empty():
+            known = ", ".join(latest["symbol"].sort().to_list())
+            raise RequestError("symbol", f"unknown symbol {symbol!r}; known symbols: {known}")
+        h = request.horizon
+        probability = float(row[f"direction_probability_{h}h"][0])
+        return PredictResponse(
+            symbol=symbol,
+            horizon_hours=h,
+            predicted_return=float(row[f"predicted_return_{h}h"][0]),
+            direction_probability=probability,
+            direction="up" if probability > 0.5 else "down",
+            feature_time=row["ts"][0],
+            model_name=self.model.name,
+            model_version=self.model.version,
+            served_at=datetime.now(UTC),
+        )
+
+    def _predictions(self) -> pl.DataFrame:
+        with self._lock:
+            now = time.monotonic()
+            cached = self._latest
+            if cached is not None and now - cached.checked_at < self.refresh_s:
+                return cached.frame
+            location = self.lake.location(GOLD_FEATURES)
+            version = table_version(location)
+            if version is None:
+                raise MarketlakeError("the gold feature table does not exist: materialize it first")
+            if cached is not None and cached.table_version == version:
+                cached.checked_at = now
+                return cached.frame
+            gold = read_table(location, version=version)
+            frame = self.model.predictor.predict_all(gold, latest_only=True)
+            self._latest = _LatestPredictions(version, now, frame)
+            return frame

@@ -1,0 +1,186 @@
+"""Delta I/O for every table of the lake: exactly-once appends, overwrites, reads, time travel.
+
+A table is addressed by its URI (a local path or ``s3://...``) plus the storage options of the
+lake. Nothing here knows about Kafka or Dagster: the landing step hands over Arrow data and the
+app transactions (``app_id -> version``) that must commit with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from warehouse.errors import CommitConflictError, LakeError
+
+
+@dataclass(frozen=True)
+class TableLocation:
+    """Where a Delta table lives: its URI and the storage options needed to reach it."""
+
+    uri: str
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+
+    def options(self) -> dict[str, str] | None:
+        return dict(self.storage_options) or None
+
+
+def open_table(location: TableLocation, *, version: int | None = None) -> DeltaTable | None:
+    """Open a Delta table, at ``version`` if given (time travel); ``None`` if it does not exist."""
+    try:
+        if not DeltaTable.is_deltatable(location.uri, storage_options=location.options()):
+            return None
+        return DeltaTable(location.uri, version=version, storage_options=location.options())
+    except TableNotFoundError:
+        return None
+    except DeltaError as exc:
+        raise LakeError(f"cannot open Delta table {location.uri}: {exc}") from exc
+
+
+def table_version(location: TableLocation) -> int | None:
+    """The latest version of a table, or ``None`` if it does not exist yet."""
+    table = open_table(location)
+    return None if table is None else table.version()
+
+
+def transaction_versions(location: TableLocation, app_ids: Sequence[str]) -> dict[str, int | None]:
+    """The stored app-transaction version of each ``app_id`` (``None`` if never committed)."""
+    table = open_table(location)
+    if table is None:
+        return dict.fromkeys(app_ids)
+    return {app_id: table.transaction_version(app_id) for app_id in app_ids}
+
+
+def append_exactly_once(
+    location: TableLocation,
+    data: pa.Table,
+    *,
+    transactions: Mapping[str, int],
+    expected: Mapping[str, int | None],
+    partition_by: Sequence[str] | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> int:
+    """Append ``data`` in one commit that also records each app transaction.
+
+    Args:
+        location: the table.
+        data: the rows to append (may be empty when only the transactions must move).
+        transactions: ``app_id -> version`` committed with the data (e.g. last Kafka offset).
+        expected: ``app_id -> version`` the caller read before it built ``data``; if the table now
+            stores anything else, another writer got there first and nothing is written.
+        partition_by: partition columns, used when the table is created.
+        metadata: custom commit metadata (shown in the table history).
+
+    Returns:
+        The table version of the new commit.
+
+    Raises:
+        CommitConflictError: the stored versions moved, or a concurrent commit conflicted.
+    """
+    stored = transaction_versions(location, list(expected))
+    moved = {app: (expected[app], stored[app]) for app in expected if stored[app] != expected[app]}
+    if moved:
+        details = ", ".join(
+            f"{app}: expected {exp}, found {got}" for app, (exp, got) in moved.items()
+        )
+        raise CommitConflictError(
+            f"{location.uri}: another writer committed first ({details}); nothing was written"
+        )
+    properties = CommitProperties(
+        app_transactions=[Transaction(app_id, version) for app_id, version in transactions.items()],
+        custom_metadata=dict(metadata or {}),
+        max_commit_retries=0,
+    )
+    try:
+        write_deltalake(
+            location.uri,
+            data,
+            mode="append",
+            partition_by=list(partition_by) if partition_by else None,
+            storage_options=location.options(),
+            commit_properties=properties,
+        )
+    except CommitFailedError as exc:
+        raise CommitConflictError(
+            f"{location.uri}: commit conflict, nothing written: {exc}"
+        ) from exc
+    except DeltaError as exc:
+        raise LakeError(f"cannot append to {location.uri}: {exc}") from exc
+    version = table_version(location)
+    assert version is not None
+    return version
+
+
+def overwrite(
+    location: TableLocation,
+    data: pa.Table | pl.DataFrame,
+    *,
+    partition_by: Sequence[str] | None = None,
+    predicate: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> int:
+    """Replace the table's rows (all of them, or those matching ``predicate``) in one commit.
+
+    Args:
+        location: the table.
+        data: the new rows.
+        partition_by: partition columns, used when the table is created.
+        predicate: SQL predicate selecting the rows to replace (``None``: the whole table).
+        metadata: custom commit metadata.
+
+    Returns:
+        The table version of the new commit.
+    """
+    arrow = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+    try:
+        write_deltalake(
+            location.uri,
+            arrow,
+            mode="overwrite",
+            schema_mode="overwrite" if predicate is None else None,
+            partition_by=list(partition_by) if partition_by else None,
+            predicate=predicate,
+            storage_options=location.options(),
+            commit_properties=CommitProperties(custom_metadata=dict(metadata or {})),
+        )
+    except DeltaError as exc:
+        raise LakeError(f"cannot overwrite {location.uri}: {exc}") from exc
+    version = table_version(location)
+    assert version is not None
+    return version
+
+
+def read_table(
+    location: TableLocation,
+    *,
+    version: int | None = None,
+    columns: Sequence[str] | None = None,
+    filters: pl.Expr | None = None,
+) -> pl.DataFrame:
+    """Read a table (at ``version`` if given) into Polars; a missing table raises LakeError."""
+    table = open_table(location, version=version)
+    if table is None:
+        raise LakeError(f"Delta table {location.uri} does not exist yet: materialize it first")
+    dataset = table.to_pyarrow_dataset()
+    frame = pl.scan_pyarrow_dataset(dataset)
+    if columns is not None:
+        frame = frame.select(list(columns))
+    if filters is not None:
+        frame = frame.filter(filters)
+    return frame.collect()
+
+
+@dataclass(frozen=True)
+class Lake:
+    """The root of the lake and the storage options every table in it shares."""
+
+    uri: str
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+
+    def location(self, table: str) -> TableLocation:
+        """The location of ``table`` (e.g. ``"silver/candles"``) inside the lake."""
+        return TableLocation(f"{self.uri.rstrip('/')}/{table}", self.storage_options)
