@@ -53,8 +53,12 @@ def list_versions(client: MlflowClient, name: str) -> list[RegisteredVersion]:
     """Every version of ``name``, newest first."""
     try:
         versions = client.search_model_versions(f"name='{name}'")
+        aliases = client.get_registered_model(name).aliases or {}
     except MlflowException:
         return []
+    by_version: dict[int, list[str]] = {}
+    for alias, number in aliases.items():
+        by_version.setdefault(int(number), []).append(alias)
     out = []
     for v in versions:
         score = v.tags.get(SCORE_TAG)
@@ -63,7 +67,7 @@ def list_versions(client: MlflowClient, name: str) -> list[RegisteredVersion]:
                 name=name,
                 version=int(v.version),
                 run_id=v.run_id,
-                aliases=tuple(getattr(v, "aliases", []) or []),
+                aliases=tuple(sorted(by_version.get(int(v.version), []))),
                 score=float(score) if score is not None else None,
                 created_ms=int(v.creation_timestamp or 0),
             )

@@ -85,7 +85,7 @@ __all__ = [
 LOOKBACK_HOURS: int = 720
 """History an incremental run needs before the first row it recomputes (see module docstring)."""
 
-BATCH_ROWS = 500_000
+BATCH_ROWS = 250_000
 """Rows computed at once (bounds memory): short symbols are grouped, long ones split in time."""
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -143,12 +143,12 @@ def build_gold_features(
     market = _MarketFactor.from_candles(base, segments)
     posts = _PostBuckets.build(sentiment, [s.symbol for s in segments])
     index = _FearGreedSeries.build(fear_greed)
-    parts = [
-        _features_for_batch(base.slice(b.lo, b.hi - b.lo), b.segments, market, posts, index).slice(
-            b.keep_lo, b.keep_hi - b.keep_lo
-        )
-        for b in _batches(_epoch_us(base), segments)
-    ]
+    parts = []
+    for b in _batches(_epoch_us(base), segments):
+        part = _features_for_batch(base.slice(b.lo, b.hi - b.lo), b.segments, market, posts, index)
+        if (b.keep_lo, b.keep_hi) != (0, b.hi - b.lo):  # a filter copies: history is freed
+            part = part.filter(pl.int_range(pl.len()).is_between(b.keep_lo, b.keep_hi - 1))
+        parts.append(part)
     if not parts:
         parts = [_features_for_batch(base, [], market, posts, index)]
     return pl.concat(parts, how="vertical", rechunk=False)

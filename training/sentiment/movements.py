@@ -4,8 +4,9 @@ In company and market news the signal is rarely an emotional word: it is a figur
 Whether a move is good depends on the figure: profit, sales or a coin's price going up is good,
 a loss, costs or layoffs going up is bad. This module finds each direction word ("rose",
 "decreased", "down 3 %"), pairs it with the nearest metric word around it, and returns the signed
-valence of the pair. It also reads "X compared with Y" and "X, from Y" figures when no direction
-word is present. All word lists come from general finance knowledge.
+valence of the pair; "slipped to a net loss" is judged by the state reached. It also reads
+"X compared with Y" and "X ... from Y" figures when no direction word is present. All word lists
+come from general finance knowledge.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ _GATE_PREVIOUS = frozenset(
     | {"ended", "closed", "traded", "trading", "moved", "edged", "sharply", "slightly"}
     | {"edges", "edging", "inched", "inches", "ticked", "ticks", "moves", "crept", "creeps"}
 )
-# Words whose moves are not judged when unpaired (they describe, they do not evaluate).
+# Direction words that judge by themselves: full valence even when no metric is near.
 EVALUATIVE_DIRECTIONS = frozenset(
     {"improved", "improve", "improves", "improving", "improvement"}
     | {"weakened", "weaken", "weakens", "weakening", "strengthened", "strengthen", "strengthens"}
@@ -242,10 +243,10 @@ def find_movements(
     for i in range(len(keys)):
         state = _state_reached(keys, i)
         if state is not None and state[0] not in taken:
-            metric, state_sign = state
-            taken.add(metric)
+            state_metric, state_sign = state
+            taken.add(state_metric)
             valence = state_sign * _STATE_BOOST * options.valence
-            moves.append(Movement(direction_index=i, metric_index=metric, valence=valence))
+            moves.append(Movement(direction_index=i, metric_index=state_metric, valence=valence))
             continue
         found = _direction(keys, i)
         if found is None:
