@@ -284,8 +284,11 @@ def _segments(base: pl.DataFrame) -> list[_Segment]:
 
 @dataclass(frozen=True)
 class _Batch:
-    """Rows ``[lo, hi)`` of the sorted candles computed together; rows ``[keep_lo, keep_hi)``
-    (relative to ``lo``) are returned. ``segments`` are local to the batch."""
+    """Rows ``[lo, hi)`` of the sorted candles, computed together.
+
+    Rows ``[keep_lo, keep_hi)`` (relative to ``lo``) are returned; the rest is history or future
+    that a chunk of a split symbol needs. ``segments`` are relative to ``lo``.
+    """
 
     lo: int
     hi: int

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.exceptions import (
+    CommitFailedError,
+    DeltaError,
+    DeltaProtocolError,
+    TableNotFoundError,
+)
 
 from warehouse.errors import CommitConflictError, LakeError
 
@@ -81,7 +86,12 @@ def append_exactly_once(
     Raises:
         CommitConflictError: the stored versions moved, or a concurrent commit conflicted.
     """
-    stored = transaction_versions(location, list(expected))
+    # Check and commit against ONE snapshot: the commit is attempted at exactly the next version
+    # with no retries, so a writer that committed in between makes this one fail, never both land.
+    snapshot = open_table(location)
+    stored = {
+        app: None if snapshot is None else snapshot.transaction_version(app) for app in expected
+    }
     moved = {app: (expected[app], stored[app]) for app in expected if stored[app] != expected[app]}
     if moved:
         details = ", ".join(
@@ -97,18 +107,20 @@ def append_exactly_once(
     )
     try:
         write_deltalake(
-            location.uri,
+            snapshot if snapshot is not None else location.uri,
             data,
             mode="append",
             partition_by=list(partition_by) if partition_by else None,
             storage_options=location.options(),
             commit_properties=properties,
         )
-    except CommitFailedError as exc:
+    except (CommitFailedError, DeltaProtocolError) as exc:
         raise CommitConflictError(
             f"{location.uri}: commit conflict, nothing written: {exc}"
         ) from exc
     except DeltaError as exc:
+        if "already exists" in str(exc) or "onflict" in str(exc):
+            raise CommitConflictError(f"{location.uri}: commit conflict: {exc}") from exc
         raise LakeError(f"cannot append to {location.uri}: {exc}") from exc
     version = table_version(location)
     assert version is not None
