@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from warehouse.features import feature_columns
-
 from training.config import TrainConfig
 from training.train import TrainingResult, train_price_model
 from warehouse.catalog import GOLD_FEATURES
 from warehouse.errors import DataError
+from warehouse.features import feature_columns
 from warehouse.lake import Lake, open_table, read_table
 
 
