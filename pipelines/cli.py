@@ -273,7 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--file", help="replay a real OHLCV file instead of simulating")
     demo.add_argument("--max-epochs", type=int, default=3)
     demo.add_argument("--seed", type=int, default=7)
+    for module in _command_modules():
+        module.register(sub)
     return parser
+
+
+def _command_modules() -> list[Any]:
+    import importlib
+    import pkgutil
+
+    from pipelines import commands
+
+    return [
+        importlib.import_module(f"pipelines.commands.{info.name}")
+        for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name)
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

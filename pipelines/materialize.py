@@ -35,7 +35,7 @@ def materialize_assets(
         One line per materialized asset with the metadata it reported.
     """
     ensure_dagster_home(settings)
-    from pipelines.definitions import ALL_ASSETS
+    from pipelines.definitions import all_assets, asset_modules
     from pipelines.resources import default_resources
 
     run_config: dict[str, object] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -43,7 +43,7 @@ def materialize_assets(
         run_config["ops"] = {"ml__price_model": {"config": {"max_epochs": max_epochs}}}
     with dg.DagsterInstance.get() as instance:
         result = dg.materialize(
-            ALL_ASSETS,
+            [*all_assets(), *dg.load_asset_checks_from_modules(asset_modules())],
             instance=instance,
             resources=default_resources(),
             selection=selection,
