@@ -49,43 +49,6 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# -- produce ------------------------------------------------------------------------------------
-
-
-def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.produce import produce_candle_file, produce_simulated_candles
-
-    if args.kind != "candles":
-        raise MarketlakeError(f"producing {args.kind} is not available yet; use `candles`")
-    if args.simulate:
-        symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-        sent = produce_simulated_candles(settings, symbols, hours=args.hours, seed=args.seed)
-    elif args.file:
-        sent = produce_candle_file(settings, Path(args.file), symbol=args.symbol)
-    else:
-        raise MarketlakeError("give --file F or --simulate (see `marketlake produce --help`)")
-    print(f"produced {sent} messages to market.candles")
-    return 0
-
-
-# -- ingest -------------------------------------------------------------------------------------
-
-
-def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.produce import ingest_topic
-
-    report = ingest_topic(settings, args.topic, max_records=args.max_records)
-    if args.json:
-        _print_json(report.to_dict())
-    else:
-        print(
-            f"{report.topic}: landed {report.rows} rows, {report.rejects} rejects in "
-            f"{report.batches} batches ({report.seconds:.1f} s); "
-            f"table version {report.table_version}; offsets {report.end_offsets}"
-        )
-    return 0
-
-
 # -- materialize --------------------------------------------------------------------------------
 
 
@@ -95,71 +58,6 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     result = materialize_assets(settings, selection=args.select, max_epochs=args.max_epochs)
     for line in result:
         print(line)
-    return 0
-
-
-# -- train / models -----------------------------------------------------------------------------
-
-
-def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from training.config import load_train_config
-    from training.jobs import train_from_lake
-    from warehouse.lake import Lake
-
-    config = load_train_config(args.config, max_epochs=args.max_epochs)
-    result = train_from_lake(
-        Lake(settings.lake_uri, settings.storage_options),
-        config,
-        tracking_uri=settings.mlflow_tracking_uri,
-        artifacts=settings.mlflow_artifacts,
-        progress=not args.json,
-    )
-    if args.json:
-        _print_json(result.to_dict())
-        return 0
-    print(
-        f"registered {result.model_name} version {result.model_version} (run {result.run_id}); "
-        f"{'promoted to champion' if result.promoted else 'not promoted'}; "
-        f"champion is version {result.champion_version}"
-    )
-    print(f"validation directional accuracy (all horizons): {result.val_score:.4f}")
-    print("test directional accuracy [95% CI] beside the baselines:")
-    for horizon, by_model in result.test_metrics.items():
-        cells = [
-            f"{who} {m['directional_accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
-            for who, m in by_model.items()
-            if who != "random_walk"
-        ]
-        print(f"  {horizon:>4}: " + " | ".join(cells))
-    return 0
-
-
-def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from mlflow.tracking import MlflowClient
-
-    from training.config import MODEL_NAME
-    from training.registry import configure_tracking, list_versions, promote, rollback
-
-    configure_tracking(settings.mlflow_tracking_uri, settings.mlflow_artifacts)
-    client = MlflowClient(settings.mlflow_tracking_uri)
-    if args.action == "list":
-        versions = list_versions(client, MODEL_NAME)
-        if args.json:
-            _print_json([v.__dict__ for v in versions])
-            return 0
-        if not versions:
-            print(f"no versions of {MODEL_NAME} yet: run `marketlake train`")
-        for v in versions:
-            score = "n/a" if v.score is None else f"{v.score:.4f}"
-            print(f"{MODEL_NAME} v{v.version:<4} val_acc={score:<8} {','.join(v.aliases)}")
-    elif args.action == "promote":
-        if args.version is None:
-            raise MarketlakeError("give the version to promote: `marketlake models promote 3`")
-        previous = promote(client, MODEL_NAME, args.version)
-        print(f"champion is now version {args.version} (was {previous})")
-    else:
-        version = rollback(client, MODEL_NAME)
-        print(f"rolled back: champion is now version {version}")
     return 0
 
 
@@ -230,35 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     broker = add("broker", cmd_broker, "start, stop or show the embedded Kafka-compatible broker")
     broker.add_argument("action", choices=["start", "stop", "status"])
 
-    produce = add("produce", cmd_produce, "send market data into Kafka")
-    produce.add_argument("kind", choices=["candles"])
-    produce.add_argument("--file", help="an OHLCV CSV (three layouts) or Binance kline JSON")
-    produce.add_argument("--symbol", help="symbol of a file without a symbol column")
-    produce.add_argument("--simulate", action="store_true", help="generate GARCH-t candles")
-    produce.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT")
-    produce.add_argument("--hours", type=int, default=24 * 90)
-    produce.add_argument("--seed", type=int, default=7)
-
-    ingest = add("ingest", cmd_ingest, "land what Kafka holds into bronze, exactly once")
-    ingest.add_argument("--topic", default="market.candles")
-    ingest.add_argument("--max-records", type=int, default=None)
-    ingest.add_argument("--json", action="store_true")
-
     materialize = add("materialize", cmd_materialize, "run the Dagster assets in-process")
     materialize.add_argument(
         "--select", default="*", help="asset selection, e.g. 'silver/candles+' (default: all)"
     )
     materialize.add_argument("--max-epochs", type=int, default=None)
-
-    train = add("train", cmd_train, "train, evaluate and register the price model")
-    train.add_argument("--config", help="YAML training config (see training/config.py)")
-    train.add_argument("--max-epochs", type=int, default=None)
-    train.add_argument("--json", action="store_true")
-
-    models = add("models", cmd_models, "list, promote or roll back registered price models")
-    models.add_argument("action", choices=["list", "promote", "rollback"])
-    models.add_argument("version", nargs="?", type=int)
-    models.add_argument("--json", action="store_true")
 
     serve = add("serve", cmd_serve, "serve predictions over HTTP with BentoML")
     serve.add_argument("--host", default="127.0.0.1")

@@ -1,8 +1,8 @@
 """The single Dagster entry point: every asset, check, resource, job, sensor and schedule.
 
-Definitions are collected from their modules (``assets/*`` for assets and checks,
-``pipelines/sensors.py`` and ``pipelines/schedules.py`` for jobs, sensors and schedules), so adding
-an asset or a sensor to its module is enough for it to show up here.
+Definitions are collected from their modules (``assets/*`` for assets, checks, and the jobs,
+sensors and schedules that sit beside them; ``pipelines/sensors.py`` and ``pipelines/schedules.py``
+for the rest), so adding one to its module is enough for it to show up here.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def all_assets() -> list[dg.AssetsDefinition]:
 def build_definitions() -> dg.Definitions:
     """Collect the definitions; resources are resolved from the environment at run time."""
     modules = asset_modules()
-    scheduling = _scheduling_modules()
+    scheduling = [*modules, *_scheduling_modules()]
     return dg.Definitions(
         assets=dg.load_assets_from_modules(modules),
         asset_checks=dg.load_asset_checks_from_modules(modules),
