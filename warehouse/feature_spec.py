@@ -406,7 +406,7 @@ _GROUPS: tuple[Callable[[], list[FeatureDef]], ...] = (
     _market,
     _calendar,
     lambda: _sentiment("sym", "sentiment", "naming the symbol"),
-    lambda: _sentiment("mkt", "market_sentiment", "on any symbol"),
+    lambda: _sentiment("mkt", "market_sentiment", "market-wide (all posts)"),
     _fear_greed,
 )
 
