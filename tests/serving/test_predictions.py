@@ -1,0 +1,95 @@
+"""The prediction logic behind ``POST /predict``, without the HTTP layer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from serving.predictions import PredictRequest, PricePredictionService, RequestError
+from training.config import TrainConfig
+from training.registry import load_registered
+from training.train import train_price_model
+from warehouse.catalog import GOLD_FEATURES
+from warehouse.lake import Lake, overwrite
+
+
+def _gold(hours: int, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    frames = []
+    for symbol in ("AAAUSDT", "BBBUSDT"):
+        returns = 0.01 * rng.normal(size=hours)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "symbol": symbol,
+                    "ts": [start + timedelta(hours=i) for i in range(hours)],
+                    "return_1h": rng.normal(size=hours),
+                    "rsi_14h": rng.normal(size=hours),
+                    "target_return_1h": returns,
+                    "target_direction_1h": (returns > 0).astype(np.int8),
+                }
+            )
+        )
+    return pl.concat(frames).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> tuple[PricePredictionService, Lake]:
+    tmp = tmp_path_factory.mktemp("serving")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    config = TrainConfig(horizons=(1,), sequence_length=6, hidden_size=8, max_epochs=1)
+    gold = _gold(300)
+    train_price_model(
+        gold,
+        config,
+        feature_candidates=["return_1h", "rsi_14h"],
+        tracking_uri=uri,
+        artifacts=Path(tmp / "art"),
+        progress=False,
+    )
+    lake = Lake(str(tmp / "lake"))
+    overwrite(lake.location(GOLD_FEATURES), gold)
+    return PricePredictionService(load_registered(uri, config.model_name), lake, refresh_s=0), lake
+
+
+def test_predicts_from_the_latest_gold_row(service: tuple[PricePredictionService, Lake]) -> None:
+    predictions, _ = service
+    answer = predictions.predict(PredictRequest(symbol=" aaausdt ", horizon=1))
+    assert answer.symbol == "AAAUSDT" and answer.horizon_hours == 1
+    assert answer.feature_time == datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=299)
+    assert 0 < answer.direction_probability < 1
+    assert answer.direction == ("up" if answer.direction_probability > 0.5 else "down")
+    assert answer.model_version == 1
+
+
+@pytest.mark.parametrize(
+    ("request_body", "field", "message"),
+    [
+        ({"symbol": "ZZZUSDT", "horizon": 1}, "symbol", "unknown symbol 'ZZZUSDT'"),  # not in gold
+        ({"symbol": "AAAUSDT", "horizon": 4}, "horizon", "horizon 4 is not served"),  # not trained
+    ],
+)
+def test_requests_for_unknown_things_name_the_field(
+    service: tuple[PricePredictionService, Lake],
+    request_body: dict[str, object],
+    field: str,
+    message: str,
+) -> None:
+    predictions, _ = service
+    with pytest.raises(RequestError, match=message) as error:
+        predictions.predict(PredictRequest.model_validate(request_body))
+    assert error.value.field == field
+
+
+def test_new_gold_rows_are_picked_up_without_a_restart(
+    service: tuple[PricePredictionService, Lake],
+) -> None:
+    predictions, lake = service
+    overwrite(lake.location(GOLD_FEATURES), _gold(320, seed=1))
+    answer = predictions.predict(PredictRequest(symbol="BBBUSDT", horizon=1))
+    assert answer.feature_time == datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=319)
