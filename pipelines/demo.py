@@ -153,9 +153,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         f"  Dagster UI:  .venv/bin/marketlake dagster            (http://127.0.0.1:3001)\n"
         f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} "
         f"--port 5000\n"
-        f'  DuckDB:      .venv/bin/python -c "import duckdb, deltalake; '
-        f"g = deltalake.DeltaTable('{settings.table_uri('gold/features')}').to_pyarrow_dataset(); "
-        f"print(duckdb.sql('select symbol, count(*), max(ts) from g group by 1'))\"\n"
+        f'  DuckDB:      .venv/bin/marketlake sql "select symbol, count(*) as hours, '
+        f'max(ts) as latest from gold.features group by symbol"\n'
         f"  Serve:       .venv/bin/marketlake serve   then   curl -s -X POST "
         f"localhost:3000/predict -H 'content-type: application/json' "
         f'-d \'{{"symbol": "{options.symbols[0]}", "horizon": 1}}\''
