@@ -1,4 +1,13 @@
-"""ML assets: the price model trained on gold features, tracked and registered in MLflow."""
+"""ML assets: the price model, its walk-forward evaluation, batch predictions and live accuracy.
+
+- ``ml/price_model``: trains, evaluates, registers and maybe promotes (see training.train).
+- ``ml/evaluation``: walk-forward evaluation on gold, weekly (a schedule) and, when gold has
+  changed, at the next weekly tick (``AutomationCondition.on_cron``).
+- ``ml/predictions``: the champion predicts every new gold hour into ``gold/predictions``; eager:
+  it runs again whenever gold or the model is updated.
+- ``ml/live_accuracy``: stored predictions joined with the realised outcomes, per model version
+  and horizon with 95 % intervals; eager after each prediction batch.
+"""
 
 # No `from __future__ import annotations` here: Dagster reads the context and config
 # annotations at definition time and does not resolve string annotations.
@@ -8,9 +17,20 @@ from dagster import AssetExecutionContext
 
 from assets.gold import GOLD_FEATURES_KEY
 from training.config import load_train_config
-from training.jobs import train_from_lake
+from training.jobs import (
+    live_accuracy_from_lake,
+    log_walk_forward,
+    predict_from_lake,
+    train_from_lake,
+    walk_forward_from_lake,
+)
 
 PRICE_MODEL_KEY = dg.AssetKey(["ml", "price_model"])
+EVALUATION_KEY = dg.AssetKey(["ml", "evaluation"])
+PREDICTIONS_KEY = dg.AssetKey(["ml", "predictions"])
+LIVE_ACCURACY_KEY = dg.AssetKey(["ml", "live_accuracy"])
+WEEKLY_CRON = "0 3 * * 1"
+"""Mondays 03:00 UTC: the walk-forward evaluation's schedule."""
 
 
 class PriceModelConfig(dg.Config):
@@ -18,6 +38,17 @@ class PriceModelConfig(dg.Config):
 
     config_path: str | None = None
     max_epochs: int | None = None
+
+
+class EvaluationConfig(dg.Config):
+    """Run-time knobs of the walk-forward evaluation (defaults: six folds of 730 test hours)."""
+
+    config_path: str | None = None
+    max_epochs: int | None = None
+    folds: int = 6
+    test_hours: int = 730
+    val_hours: int = 720
+    train_hours: int | None = None
 
 
 @dg.asset(
@@ -49,3 +80,117 @@ def price_model(context: AssetExecutionContext, config: PriceModelConfig) -> dg.
             "test": dg.MetadataValue.json(summary["test"]),
         }
     )
+
+
+@dg.asset(
+    key=EVALUATION_KEY,
+    deps=[GOLD_FEATURES_KEY],
+    group_name="ml",
+    required_resource_keys={"lake", "mlflow"},
+    kinds={"pytorch", "mlflow"},
+    automation_condition=dg.AutomationCondition.on_cron(WEEKLY_CRON),
+)
+def evaluation(context: AssetExecutionContext, config: EvaluationConfig) -> dg.MaterializeResult:
+    """Walk-forward evaluation of the model configuration beside the baselines, with CIs."""
+    from training.walk_forward import WalkForwardConfig
+
+    train = load_train_config(config.config_path, max_epochs=config.max_epochs)
+    wf_config = WalkForwardConfig(
+        train=train,
+        folds=config.folds,
+        test_hours=config.test_hours,
+        val_hours=config.val_hours,
+        train_hours=config.train_hours,
+    )
+    result, gold_version = walk_forward_from_lake(context.resources.lake.lake(), wf_config)
+    if result is None:
+        reason = (
+            f"gold/features v{gold_version} spans fewer than the {wf_config.required_hours} hours "
+            f"that {wf_config.folds} folds of {wf_config.test_hours} test hours need"
+        )
+        context.log.warning("walk-forward evaluation skipped: %s", reason)
+        return dg.MaterializeResult(
+            metadata={"skipped": reason, "gold_table_version": gold_version}
+        )
+    run_id = log_walk_forward(
+        result,
+        tracking_uri=context.resources.mlflow.uri(),
+        artifacts=context.resources.mlflow.artifacts(),
+        gold_version=gold_version,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "run_id": run_id,
+            "gold_table_version": gold_version,
+            "test_hours": result.report["test_hours_total"],
+            "accuracy": dg.MetadataValue.md(_accuracy_markdown(result.report["horizons"])),
+        }
+    )
+
+
+@dg.asset(
+    key=PREDICTIONS_KEY,
+    deps=[PRICE_MODEL_KEY, GOLD_FEATURES_KEY],
+    group_name="ml",
+    required_resource_keys={"lake", "mlflow"},
+    kinds={"pytorch", "deltalake"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def predictions(context: AssetExecutionContext) -> dg.MaterializeResult:
+    """The champion's predictions for every new gold hour, written to gold/predictions."""
+    report = predict_from_lake(
+        context.resources.lake.lake(), tracking_uri=context.resources.mlflow.uri()
+    )
+    return dg.MaterializeResult(
+        metadata={k: v for k, v in report.to_dict().items() if v is not None}
+    )
+
+
+@dg.asset(
+    key=LIVE_ACCURACY_KEY,
+    deps=[PREDICTIONS_KEY, GOLD_FEATURES_KEY],
+    group_name="ml",
+    required_resource_keys={"lake"},
+    kinds={"polars"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult:
+    """Realised directional accuracy of stored predictions per model version and horizon."""
+    result = live_accuracy_from_lake(context.resources.lake.lake())
+    table = result.table
+    return dg.MaterializeResult(
+        metadata={
+            "scored": int(table["n"].sum()),
+            "pending": int(table["pending"].sum()),
+            "accuracy": dg.MetadataValue.md(_table_markdown(table)),
+        }
+    )
+
+
+evaluation_job = dg.define_asset_job("ml_evaluation", selection=[EVALUATION_KEY])
+weekly_evaluation = dg.ScheduleDefinition(
+    name="weekly_evaluation", job=evaluation_job, cron_schedule=WEEKLY_CRON
+)
+
+
+def _accuracy_markdown(horizons: dict) -> str:
+    lines = ["| horizon | who | accuracy | 95% CI |", "|---|---|---|---|"]
+    for horizon, entry in horizons.items():
+        for who, m in [("model", entry["model"]), *entry["baselines"].items()]:
+            lines.append(
+                f"| {horizon} | {who} | {m['directional_accuracy']:.3f} | "
+                f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}] |"
+            )
+    return "\n".join(lines)
+
+
+def _table_markdown(table) -> str:  # a polars DataFrame
+    columns = table.columns
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in table.iter_rows():
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

@@ -55,13 +55,58 @@ SEED = 7
 TARGETS = {"speedup": 10.0, "peak_rss_mb_10m": 4096.0, "incremental_hour_s": 1.0}
 
 
-def sentiment_throughput() -> dict[str, float]:
-    """Posts scored per second by each sentiment model, keyed by model name.
+SENTIMENT_TEXTS = (
+    "Bitcoin jumps 8% as spot ETF inflows hit a record high",
+    "Ether slides after a major exchange halts withdrawals following a hack",
+    "The central bank left interest rates unchanged on Wednesday",
+    "Solana network suffers its third outage this year, validators restart the chain",
+    "Quarterly revenue rose 12% to EUR 4.1 mn, beating analyst expectations",
+    "Traders brace for volatility ahead of the monthly options expiry",
+    "XRP rallies after the court ruling, short sellers liquidated",
+    "Dogecoin volume fades as meme-coin mania cools",
+)
+"""Headline-length sample posts, cycled by the throughput measurement."""
 
-    TODO(sentiment): the sentiment worker plugs its models in here (FinBERT when its weights are
-    present, the offline lexicon fallback); until then there is nothing to measure.
+SENTIMENT_SECONDS = 2.0
+
+
+def sentiment_throughput(*, seconds: float = SENTIMENT_SECONDS) -> dict[str, float]:
+    """Posts scored per second by each sentiment model, keyed by model.
+
+    ``lexicon``: the offline VADER + finance lexicon model (batches of 256).
+    ``bert_base_random_seq64``: a BERT-base-sized classifier with random weights, every post
+    padded or cut to 64 tokens (batches of 16): what FinBERT costs, measurable with no weights.
+    ``finbert``: FinBERT itself, only when its weights are on this machine (same settings).
+
+    Args:
+        seconds: how long each model is timed after one warm-up batch; default 2.0.
     """
-    return {}
+    from training.sentiment import (
+        FinBertOptions,
+        load_finbert,
+        load_sentiment_model,
+        locate_finbert,
+        random_bert_base_model,
+    )
+    from training.sentiment import (
+        sentiment_throughput as measure,
+    )
+    from warehouse.errors import ModelNotFoundError
+
+    bert = FinBertOptions(batch_size=16, max_length=64, pad_to_max_length=True)
+    texts = list(SENTIMENT_TEXTS)
+    rates = {
+        "lexicon": measure(load_sentiment_model("lexicon"), texts, seconds=seconds),
+        "bert_base_random_seq64": measure(
+            random_bert_base_model(options=bert), texts, seconds=seconds, batch_size=16
+        ),
+    }
+    try:
+        locate_finbert()
+    except ModelNotFoundError:
+        return rates
+    rates["finbert"] = measure(load_finbert(options=bert), texts, seconds=seconds, batch_size=16)
+    return rates
 
 
 # --- data ------------------------------------------------------------------------------------

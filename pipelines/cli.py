@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     materialize = add("materialize", cmd_materialize, "run the Dagster assets in-process")
     materialize.add_argument(
-        "--select", default="*", help="asset selection, e.g. 'silver/candles+' (default: all)"
+        "--select",
+        default=None,
+        help="asset selection, e.g. 'key:silver/candles+' or '*' for all "
+        "(default: all but the walk-forward evaluation)",
     )
     materialize.add_argument("--max-epochs", type=int, default=None)
 

@@ -126,7 +126,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         )
 
         _step("materializing silver, gold and the price model with Dagster")
-        for line in materialize_assets(settings, selection="*", max_epochs=options.max_epochs):
+        for line in materialize_assets(settings, max_epochs=options.max_epochs):
             print(line)
 
         _step("serving the champion model with BentoML")

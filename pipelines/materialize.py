@@ -12,6 +12,8 @@ from warehouse.errors import MarketlakeError
 from warehouse.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+WALK_FORWARD_KEY = dg.AssetKey(["ml", "evaluation"])
+PRICE_MODEL_KEY = dg.AssetKey(["ml", "price_model"])
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
@@ -27,9 +29,16 @@ def ensure_dagster_home(settings: Settings) -> Path:
 
 
 def materialize_assets(
-    settings: Settings, *, selection: str = "*", max_epochs: int | None = None
+    settings: Settings, *, selection: str | None = None, max_epochs: int | None = None
 ) -> list[str]:
     """Materialize the selected assets in this process; the runs are stored in the instance.
+
+    Args:
+        settings: where the instance, the lake and MLflow live.
+        selection: a Dagster asset selection string (``"*"``: every asset); ``None`` selects
+            every asset except the walk-forward evaluation, which trains one model per fold and
+            runs on its weekly schedule instead.
+        max_epochs: overrides the training epochs of the model and evaluation assets.
 
     Returns:
         One line per materialized asset with the metadata it reported.
@@ -39,14 +48,25 @@ def materialize_assets(
     from pipelines.resources import default_resources
 
     run_config: dict[str, object] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    assets = all_assets()
+    chosen = (
+        dg.AssetSelection.from_coercible(selection)
+        if selection
+        else (dg.AssetSelection.all() - dg.AssetSelection.assets(WALK_FORWARD_KEY))
+    )
     if max_epochs is not None:
-        run_config["ops"] = {"ml__price_model": {"config": {"max_epochs": max_epochs}}}
+        selected = chosen.resolve(assets)
+        run_config["ops"] = {
+            key.to_python_identifier(): {"config": {"max_epochs": max_epochs}}
+            for key in (PRICE_MODEL_KEY, WALK_FORWARD_KEY)
+            if key in selected
+        }
     with dg.DagsterInstance.get() as instance:
         result = dg.materialize(
-            [*all_assets(), *dg.load_asset_checks_from_modules(asset_modules())],
+            [*assets, *dg.load_asset_checks_from_modules(asset_modules())],
             instance=instance,
             resources=default_resources(),
-            selection=selection,
+            selection=chosen,
             run_config=run_config,
             raise_on_error=False,
         )
@@ -56,7 +76,8 @@ def materialize_assets(
             for event in result.all_events
             if event.is_step_failure
         ]
-        raise MarketlakeError(f"materialization of {selection!r} failed: {' | '.join(errors)}")
+        what = selection or "the default selection"
+        raise MarketlakeError(f"materialization of {what} failed: {' | '.join(errors)}")
     lines = []
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization  # type: ignore[union-attr]

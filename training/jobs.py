@@ -1,16 +1,31 @@
-"""Training jobs that start from the lake: read the gold table at a version, train, register."""
+"""Jobs that start from the lake: train, walk-forward evaluation, batch prediction, live accuracy.
+
+Lightning is imported only by the jobs that train (inside them), so the prediction jobs stay light.
+"""
 
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from training.config import TrainConfig
-from training.train import TrainingResult, train_price_model
-from warehouse.catalog import GOLD_FEATURES
+import polars as pl
+
+from training.config import MODEL_NAME, TrainConfig
+from training.predictions import LiveAccuracy, batch_predictions, live_accuracy, store_predictions
+from training.registry import CHAMPION, load_registered
+from warehouse.catalog import GOLD_FEATURES, GOLD_PREDICTIONS
 from warehouse.errors import DataError
 from warehouse.features import feature_columns
 from warehouse.lake import Lake, open_table, read_table
+
+WALK_FORWARD_EXPERIMENT = "marketlake-walk-forward"
+
+if TYPE_CHECKING:
+    from training.train import TrainingResult
+    from training.walk_forward import WalkForwardConfig, WalkForwardResult
 
 
 def code_version() -> str | None:
@@ -28,6 +43,20 @@ def code_version() -> str | None:
     return out.stdout.strip() or None
 
 
+def read_gold(lake: Lake, *, version: int | None = None) -> tuple[pl.DataFrame, int]:
+    """The gold feature table at ``version`` (``None``: the latest) and that version.
+
+    Raises:
+        DataError: the table does not exist yet.
+    """
+    location = lake.location(GOLD_FEATURES)
+    table = open_table(location, version=version)
+    if table is None:
+        raise DataError("gold/features does not exist: run `marketlake materialize` first")
+    version = table.version()
+    return read_table(location, version=version), version
+
+
 def train_from_lake(
     lake: Lake,
     config: TrainConfig,
@@ -37,12 +66,9 @@ def train_from_lake(
     progress: bool = True,
 ) -> TrainingResult:
     """Train on the current version of ``gold/features`` and record that version in MLflow."""
-    location = lake.location(GOLD_FEATURES)
-    table = open_table(location)
-    if table is None:
-        raise DataError("gold/features does not exist: run `marketlake materialize` first")
-    version = table.version()
-    gold = read_table(location, version=version)
+    from training.train import train_price_model
+
+    gold, version = read_gold(lake)
     return train_price_model(
         gold,
         config,
@@ -53,3 +79,137 @@ def train_from_lake(
         code_version=code_version(),
         progress=progress,
     )
+
+
+@dataclass(frozen=True)
+class PredictionReport:
+    """What a batch prediction run wrote."""
+
+    model_name: str
+    model_version: int
+    rows: int
+    first_ts: str | None
+    last_ts: str | None
+    table_version: int | None
+    gold_version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def predict_from_lake(
+    lake: Lake,
+    *,
+    tracking_uri: str,
+    model_name: str = MODEL_NAME,
+    selector: str = CHAMPION,
+    since: datetime | None = None,
+) -> PredictionReport:
+    """Predict every gold hour with the model ``selector`` and store the rows idempotently.
+
+    Args:
+        lake: the lake holding ``gold/features`` and ``gold/predictions``.
+        tracking_uri: the MLflow registry.
+        model_name: the registered model; default ``marketlake-price``.
+        selector: alias or version number; default ``champion``.
+        since: the first hour to predict; ``None`` (default) continues after the last hour
+            already stored for this model version (everything on the first run).
+    """
+    loaded = load_registered(tracking_uri, model_name, selector)
+    gold, gold_version = read_gold(lake)
+    location = lake.location(GOLD_PREDICTIONS)
+    if since is None and open_table(location) is not None:
+        stored = read_table(
+            location,
+            columns=["ts"],
+            filters=(pl.col("model_name") == model_name)
+            & (pl.col("model_version") == loaded.version),
+        )
+        if not stored.is_empty():
+            since = stored["ts"].max() + timedelta(hours=1)
+    rows = batch_predictions(
+        loaded.predictor, gold, model_name=model_name, model_version=loaded.version, since=since
+    )
+    version = store_predictions(location, rows)
+    return PredictionReport(
+        model_name=model_name,
+        model_version=loaded.version,
+        rows=rows.height,
+        first_ts=None if rows.is_empty() else rows["ts"].min().isoformat(),
+        last_ts=None if rows.is_empty() else rows["ts"].max().isoformat(),
+        table_version=version,
+        gold_version=gold_version,
+    )
+
+
+def live_accuracy_from_lake(lake: Lake) -> LiveAccuracy:
+    """Score every stored prediction whose outcome the gold table now holds."""
+    location = lake.location(GOLD_PREDICTIONS)
+    if open_table(location) is None:
+        raise DataError("gold/predictions does not exist: materialize ml/predictions first")
+    gold, _ = read_gold(lake)
+    return live_accuracy(read_table(location), gold)
+
+
+def walk_forward_from_lake(
+    lake: Lake, config: WalkForwardConfig, *, progress: bool = False
+) -> tuple[WalkForwardResult | None, int]:
+    """Walk-forward evaluation on the current ``gold/features``; returns it and the version.
+
+    The result is ``None`` when the table spans fewer hours than the folds need
+    (``config.required_hours``): a young lake is not an error, and the caller says so.
+    """
+    from training.walk_forward import run_walk_forward
+
+    gold, version = read_gold(lake)
+    span = (gold["ts"].max() - gold["ts"].min()) / timedelta(hours=1) + 1 if gold.height else 0
+    if span < config.required_hours:
+        return None, version
+    return run_walk_forward(gold, config, progress=progress), version
+
+
+def log_walk_forward(
+    result: WalkForwardResult,
+    *,
+    tracking_uri: str,
+    artifacts: Path | None = None,
+    gold_version: int | None = None,
+) -> str:
+    """Record a walk-forward report as an MLflow run of experiment ``marketlake-walk-forward``.
+
+    Metrics are ``wf_{h}_{who}_{metric}`` for the pooled horizons; the whole report is the
+    artifact ``walk_forward.json``. Returns the run id.
+    """
+    import math
+
+    import mlflow
+
+    from training.registry import configure_tracking
+
+    configure_tracking(tracking_uri, artifacts)
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(WALK_FORWARD_EXPERIMENT)
+    if experiment is None:
+        location = (artifacts / "walk-forward").resolve().as_uri() if artifacts else None
+        experiment_id = client.create_experiment(WALK_FORWARD_EXPERIMENT, location)
+    else:
+        experiment_id = experiment.experiment_id
+    report = result.report
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tags(
+            {"gold_table_version": str(gold_version), "code_version": code_version() or "unknown"}
+        )
+        mlflow.log_params({"folds": len(report["folds"]), "test_hours": report["test_hours_total"]})
+        for horizon, entry in report["horizons"].items():
+            for who, metrics in [("model", entry["model"]), *entry["baselines"].items()]:
+                mlflow.log_metrics(
+                    {
+                        f"wf_{horizon}_{who}_{k}": float(v)
+                        for k, v in metrics.items()
+                        if isinstance(v, int | float)
+                        and not isinstance(v, bool)
+                        and math.isfinite(v)
+                    }
+                )
+        mlflow.log_dict(report, "walk_forward.json")
+    return str(run.info.run_id)

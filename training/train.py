@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader, TensorDataset
 
-from training.baselines import fit_baselines
+from training.backtest import BacktestConfig
 from training.config import TrainConfig
 from training.dataset import (
     SplitBounds,
@@ -38,8 +41,17 @@ from training.dataset import (
     split_bounds,
     window_index,
 )
+from training.evaluation import (
+    BASELINES,
+    backtest_report,
+    horizon_report,
+    run_backtests,
+    score_samples,
+    tradeable_rows,
+)
 from training.lightning_module import PriceModule
-from training.metrics import HorizonMetrics, evaluate_horizon
+from training.metrics import calibration_table
+from training.plots import calibration_figure, equity_curve_figure, predicted_vs_realised_figure
 from training.predictor import PriceModelBundle, PricePredictor
 from training.registry import (
     SCORE_TAG,
@@ -52,7 +64,6 @@ from warehouse.errors import DataError, ModelError
 
 log = logging.getLogger(__name__)
 
-LAST_RETURN_FEATURE = "return_1h"
 PIP_REQUIREMENTS = [
     "torch==2.13.0",
     "mlflow==3.17.2",
@@ -120,6 +131,98 @@ class _EpochMetricsToMlflow(Callback):
         mlflow.log_metrics(metrics, step=trainer.current_epoch)
 
 
+@dataclass(frozen=True)
+class FittedModel:
+    """A network trained on one split, wrapped for inference, with its window counts."""
+
+    predictor: PricePredictor
+    features: list[str]
+    samples: dict[str, int]
+    epochs: int
+
+
+def fit_model(
+    gold: pl.DataFrame,
+    config: TrainConfig,
+    *,
+    feature_candidates: list[str],
+    bounds: SplitBounds,
+    train_start: datetime | None = None,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+) -> FittedModel:
+    """Select and scale features on the training rows, then train with early stopping.
+
+    Training windows end in ``[train_start, bounds.train_end]``, validation windows in
+    ``[bounds.val_start, bounds.val_end]``; the scaler and the feature choice see the training
+    rows only. The weights of the epoch with the lowest validation loss are kept.
+
+    Args:
+        gold: gold rows (features and targets), any symbols.
+        config: the training configuration.
+        feature_candidates: the feature columns the model may use.
+        bounds: the split (only ``train_end``, ``val_start`` and ``val_end`` are used).
+        train_start: the first training hour; ``None`` (default) means the start of ``gold``.
+        progress: show Lightning's progress bar; default True.
+        callbacks: extra Lightning callbacks (e.g. per-epoch MLflow logging).
+
+    Raises:
+        DataError: when a split has fewer than 10 windows.
+    """
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    gold = gold.sort("symbol", "ts")
+    train_mask = pl.col("ts") <= bounds.train_end
+    if train_start is not None:
+        train_mask &= pl.col("ts") >= train_start
+    features = select_features(
+        gold, feature_candidates, train_mask=train_mask, min_coverage=config.min_feature_coverage
+    )
+    scaler = fit_scaler(gold, features, config.horizons, train_mask=train_mask)
+    series = build_series(gold, scaler, config.horizons)
+    seq = config.sequence_length
+    splits = {
+        "train": window_index(series, seq, start=train_start, end=bounds.train_end),
+        "val": window_index(series, seq, start=bounds.val_start, end=bounds.val_end),
+    }
+    samples = {name: len(index) for name, index in splits.items()}
+    if min(samples.values()) < 10:
+        raise DataError(
+            f"too few windows to train and validate ({samples}); "
+            f"produce more hours of candles (sequence length {seq}, horizons {config.horizons})"
+        )
+    loaders = {
+        name: _loader(
+            gather_windows(series, index, seq), scaler.target_std, config, shuffle=name == "train"
+        )
+        for name, index in splits.items()
+    }
+    module = PriceModule(len(features), config)
+    best = _BestWeights()
+    trainer = L.Trainer(
+        max_epochs=config.max_epochs,
+        accelerator="cpu",
+        callbacks=[EarlyStopping("val_loss", patience=config.patience), best, *callbacks],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=True,
+        default_root_dir=tempfile.mkdtemp(prefix="marketlake-train-"),
+    )
+    trainer.fit(module, loaders["train"], loaders["val"])
+    if best.state is not None:
+        module.network.load_state_dict(best.state)
+    info = {
+        "train_start": None if train_start is None else train_start.isoformat(),
+        "train_end": bounds.train_end.isoformat(),
+        "val_end": bounds.val_end.isoformat(),
+    }
+    predictor = PricePredictor(_bundle(module, config, scaler, features, info))
+    return FittedModel(predictor, features, samples, trainer.current_epoch)
+
+
 def train_price_model(
     gold: pl.DataFrame,
     config: TrainConfig,
@@ -130,8 +233,15 @@ def train_price_model(
     gold_version: int | None = None,
     code_version: str | None = None,
     progress: bool = True,
+    backtest: BacktestConfig | None = None,
 ) -> TrainingResult:
     """Train, evaluate, log and register a price model on the rows of ``gold``.
+
+    Symbols are pooled into one model (see :class:`training.config.TrainConfig`): the features
+    are scale-free, so pooling multiplies the training data and the model applies to symbols it
+    never saw. The test split is evaluated beside the baselines (fitted on the training rows
+    only) and backtested; metrics, the backtest and three figures (equity curve, calibration,
+    predicted vs realised; 1 h horizon) go to the MLflow run.
 
     Args:
         gold: the gold feature table (``symbol``, ``ts``, features, ``target_*`` columns).
@@ -141,11 +251,9 @@ def train_price_model(
         artifacts: local artifact root for a new experiment (``None``: MLflow's default).
         gold_version: the Delta version of the gold table, logged with the run.
         code_version: the git commit of the code, logged with the run.
-        progress: show Lightning's progress bar.
+        progress: show Lightning's progress bar; default True.
+        backtest: thresholds and costs of the test backtest; ``None``: ``BacktestConfig()``.
     """
-    L.seed_everything(config.seed, workers=True)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
     gold = gold.sort("symbol", "ts")
     bounds = split_bounds(
         gold,
@@ -153,77 +261,64 @@ def train_price_model(
         test_fraction=config.test_fraction,
         purge_hours=config.purge_hours,
     )
-    train_mask = pl.col("ts") <= bounds.train_end
-    features = select_features(
-        gold, feature_candidates, train_mask=train_mask, min_coverage=config.min_feature_coverage
-    )
-    scaler = fit_scaler(gold, features, config.horizons, train_mask=train_mask)
-    series = build_series(gold, scaler, config.horizons)
-    seq = config.sequence_length
-    splits = {
-        "train": window_index(series, seq, end=bounds.train_end),
-        "val": window_index(series, seq, start=bounds.val_start, end=bounds.val_end),
-        "test": window_index(series, seq, start=bounds.test_start),
-    }
-    samples = {name: len(index) for name, index in splits.items()}
-    if min(samples.values()) < 10:
-        raise DataError(
-            f"too few windows to train and evaluate ({samples}); "
-            f"produce more hours of candles (sequence length {seq}, horizons {config.horizons})"
-        )
-    arrays = {name: gather_windows(series, index, seq) for name, index in splits.items()}
-    loaders = {
-        name: _loader(arrays[name], scaler.target_std, config, shuffle=name == "train")
-        for name in splits
-    }
     experiment_id = configure_tracking(tracking_uri, artifacts)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(config.model_dump(mode="json"))
-        mlflow.log_params(
-            {"n_features": len(features), **{f"{k}_windows": v for k, v in samples.items()}}
-        )
         mlflow.set_tags(
             {
                 "gold_table_version": str(gold_version),
                 "code_version": code_version or "unknown",
                 "split.train_end": bounds.train_end.isoformat(),
                 "split.test_start": bounds.test_start.isoformat(),
+                "symbols": ",".join(sorted(gold["symbol"].unique().to_list())),
+                "symbols_pooled": "true",
             }
         )
-        mlflow.log_text("\n".join(features), "features.txt")
-        module = PriceModule(len(features), config)
-        best = _BestWeights()
-        trainer = L.Trainer(
-            max_epochs=config.max_epochs,
-            accelerator="cpu",
-            callbacks=[
-                EarlyStopping("val_loss", patience=config.patience),
-                best,
-                _EpochMetricsToMlflow(),
-            ],
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=progress,
-            enable_model_summary=False,
-            deterministic=True,
-            default_root_dir=tempfile.mkdtemp(prefix="marketlake-train-"),
+        fitted = fit_model(
+            gold,
+            config,
+            feature_candidates=feature_candidates,
+            bounds=bounds,
+            progress=progress,
+            callbacks=[_EpochMetricsToMlflow()],
         )
-        trainer.fit(module, loaders["train"], loaders["val"])
-        if best.state is not None:
-            module.network.load_state_dict(best.state)
-        predictor = PricePredictor(_bundle(module, config, scaler, features))
-        test_metrics = _evaluate_split(predictor, arrays, config)
-        for h, by_model in test_metrics.items():
-            for who, metrics in by_model.items():
-                mlflow.log_metrics(metrics.scalars(prefix=f"test_{h}_{who}_"))
-        val_score = _direction_accuracy(predictor, arrays["val"])
+        predictor, features = fitted.predictor, fitted.features
+        test = score_samples(
+            predictor, gold, fit_end=bounds.train_end, eval_start=bounds.test_start
+        )
+        samples = {
+            **fitted.samples,
+            "test": test.filter(pl.col("horizon_hours") == config.horizons[0]).height,
+        }
+        mlflow.log_params(
+            {"n_features": len(features), **{f"{k}_windows": v for k, v in samples.items()}}
+        )
+        mlflow.log_text("\n".join(features), "features.txt")
+        test_report = horizon_report(test)
+        for h, entry in test_report.items():
+            for who, metrics in [("model", entry["model"]), *entry["baselines"].items()]:
+                mlflow.log_metrics(_finite(metrics, prefix=f"test_{h}_{who}_"))
+        backtest_summary = backtest_report(test, config=backtest)
+        mlflow.log_dict(
+            {"horizons": test_report, "backtest": backtest_summary}, "evaluation/test.json"
+        )
+        _log_backtest_and_figures(test, backtest or BacktestConfig())
+        val = score_samples(
+            predictor,
+            gold,
+            fit_end=bounds.train_end,
+            eval_start=bounds.val_start,
+            eval_end=bounds.val_end,
+        )
+        val_score = _pooled_accuracy(val, "model")
         mlflow.log_metric(SCORE_TAG, val_score)
+        mlflow.log_metrics(
+            {f"val_{name}_direction_accuracy": _pooled_accuracy(val, name) for name in BASELINES}
+        )
         version = _log_and_register(predictor, gold, config, run.info.run_id, tracking_uri)
     client = MlflowClient(tracking_uri)
     client.set_model_version_tag(config.model_name, str(version), SCORE_TAG, f"{val_score:.6f}")
-    promoted = _promote_if_better(
-        client, config, version, predictor, gold, bounds, arrays, tracking_uri
-    )
+    promoted = _promote_if_better(client, config, version, val, gold, bounds, tracking_uri)
     return TrainingResult(
         run_id=run.info.run_id,
         model_name=config.model_name,
@@ -233,11 +328,55 @@ def train_price_model(
         features=features,
         samples=samples,
         test_metrics={
-            h: {who: _summary(m) for who, m in by_model.items()}
-            for h, by_model in test_metrics.items()
+            h: {
+                who: _summary(m)
+                for who, m in [("model", entry["model"]), *entry["baselines"].items()]
+            }
+            for h, entry in test_report.items()
         },
         val_score=val_score,
     )
+
+
+def _log_backtest_and_figures(test: pl.DataFrame, config: BacktestConfig) -> None:
+    """Backtest metrics per symbol (first horizon traded hourly) and the three figures."""
+    first_h = int(test["horizon_hours"].min())
+    for symbol in sorted(test["symbol"].unique().to_list()):
+        rows = tradeable_rows(test, symbol, first_h)
+        if rows.height < 2:
+            continue
+        results = run_backtests(rows, config)
+        for mode, result in results.items():
+            mlflow.log_metrics(result.scalars(prefix=f"backtest_{symbol}_{first_h}h_{mode}_"))
+        figure = equity_curve_figure(
+            results["long_flat"], title=f"{symbol} long/flat on the {first_h}h probability (test)"
+        )
+        mlflow.log_figure(figure, f"figures/equity_curve_{symbol}_{first_h}h.png")
+    rows = test.filter(pl.col("horizon_hours") == first_h)
+    outcome = (rows["realised_return"].to_numpy() > 0).astype(float)
+    prob = rows["model_prob"].to_numpy()
+    mlflow.log_figure(
+        calibration_figure(
+            calibration_table(prob, outcome), title=f"Calibration {first_h}h (test)"
+        ),
+        f"figures/calibration_{first_h}h.png",
+    )
+    mlflow.log_figure(
+        predicted_vs_realised_figure(
+            rows["model_return"].to_numpy(),
+            rows["realised_return"].to_numpy(),
+            title=f"Predicted vs realised {first_h}h (test)",
+        ),
+        f"figures/predicted_vs_realised_{first_h}h.png",
+    )
+
+
+def _finite(metrics: dict[str, Any], *, prefix: str) -> dict[str, float]:
+    return {
+        prefix + k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 def _loader(
@@ -258,7 +397,11 @@ def _loader(
 
 
 def _bundle(
-    module: PriceModule, config: TrainConfig, scaler: Any, features: list[str]
+    module: PriceModule,
+    config: TrainConfig,
+    scaler: Any,
+    features: list[str],
+    info: dict[str, Any],
 ) -> PriceModelBundle:
     state = {k: v.detach().cpu().numpy().copy() for k, v in module.network.state_dict().items()}
     return PriceModelBundle(
@@ -272,55 +415,18 @@ def _bundle(
         feature_std=scaler.std,
         target_std=scaler.target_std,
         state=state,
+        info=info,
     )
 
 
-def _evaluate_split(
-    predictor: PricePredictor,
-    arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-    config: TrainConfig,
-    split: str = "test",
-) -> dict[str, dict[str, HorizonMetrics]]:
-    """Model and baselines per horizon on one split; baselines are fitted on train only."""
-    features = predictor.bundle.features
-    last_col = features.index(LAST_RETURN_FEATURE) if LAST_RETURN_FEATURE in features else None
-    train_x, train_r, _ = arrays["train"]
-    x, realised, _ = arrays[split]
-    pred_return, prob_up = predictor.predict_windows(x)
-    out: dict[str, dict[str, HorizonMetrics]] = {}
-    for i, h in enumerate(config.horizons):
-        last_train = _last_return(train_x, last_col, predictor)
-        last_eval = _last_return(x, last_col, predictor)
-        baselines = fit_baselines(train_x[:, -1, :], train_r[:, i], last_train)
-        results = {"model": evaluate_horizon(realised[:, i], pred_return[:, i], prob_up[:, i])}
-        for name, baseline in baselines.items():
-            b_return, b_prob = baseline.predict(x[:, -1, :], last_eval)
-            results[name] = evaluate_horizon(realised[:, i], b_return, b_prob)
-        out[f"{h}h"] = results
-    return out
+def _pooled_accuracy(samples: pl.DataFrame, who: str) -> float:
+    hits = (samples["realised_return"] > 0) == (samples[f"{who}_prob"] > 0.5)
+    return float(hits.mean())
 
 
-def _last_return(windows: np.ndarray, column: int | None, predictor: PricePredictor) -> np.ndarray:
-    """Unscaled last 1h return at each window's end (zeros when the feature is not used)."""
-    if column is None:
-        return np.zeros(len(windows))
-    b = predictor.bundle
-    return windows[:, -1, column] * b.feature_std[column] + b.feature_mean[column]
-
-
-def _direction_accuracy(
-    predictor: PricePredictor, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]
-) -> float:
-    """Directional accuracy averaged over horizons (the promotion score)."""
-    windows, realised, _ = arrays
-    _, prob_up = predictor.predict_windows(windows)
-    return float(np.mean((prob_up > 0.5) == (realised > 0)))
-
-
-def _summary(metrics: HorizonMetrics) -> dict[str, Any]:
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     keep = ("n", "directional_accuracy", "ci_low", "ci_high", "mcc", "rank_ic", "mae_ratio_rw")
-    data = metrics.to_dict()
-    return {k: data[k] for k in keep}
+    return {k: metrics[k] for k in keep}
 
 
 def _log_and_register(
@@ -353,25 +459,29 @@ def _promote_if_better(
     client: MlflowClient,
     config: TrainConfig,
     version: int,
-    candidate: PricePredictor,
+    val: pl.DataFrame,
     gold: pl.DataFrame,
     bounds: SplitBounds,
-    arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     tracking_uri: str,
 ) -> bool:
-    """Promote when the candidate beats every baseline and the champion on validation rows."""
-    val_metrics = _evaluate_split(candidate, arrays, config, split="val")
-    candidate_score = float(
-        np.mean([m["model"].directional_accuracy for m in val_metrics.values()])
-    )
-    for name in ("majority", "persistence", "linear"):
-        score = float(np.mean([m[name].directional_accuracy for m in val_metrics.values()]))
+    """Promote when the candidate beats every baseline and the champion on validation rows.
+
+    Scores are directional accuracies pooled over symbols and horizons on the validation
+    samples ``val`` (baselines fitted on the training rows). The very first model becomes
+    champion even when a baseline beats it, so serving has a model; the log says so.
+    """
+    candidate_score = _pooled_accuracy(val, "model")
+    for name in BASELINES:
+        score = _pooled_accuracy(val, name)
         if candidate_score <= score:
             log.info(
                 "version %s not promoted: %.4f <= %s %.4f", version, candidate_score, name, score
             )
             if alias_version(client, config.model_name) is None:
-                break  # the first model becomes champion anyway, so serving has one
+                log.warning(
+                    "version %s becomes the first champion although %s beats it", version, name
+                )
+                break
             return False
     champion = alias_version(client, config.model_name)
     if champion is not None:

@@ -5,6 +5,12 @@ splits a batch into good rows and rejects, and commits both exactly once: each c
 app transaction per Kafka partition, ``(f"{table}-{topic}-{partition}", last_offset)``, and a
 restart resumes from those stored versions + 1. Rejects are committed first, with their own
 markers, so a crash between the two commits never duplicates a reject either.
+
+Decoding is bulk: the values of a batch are parsed together as NDJSON by Arrow and checked
+with Polars expressions that are stricter than the per-record validators of
+:mod:`warehouse.topics` (:mod:`warehouse.bronze_bulk`); every record the bulk checks do not
+accept is decoded again by the per-record validator, which gives the reject reason. The result
+is the same as :func:`decode_batch_per_record` for every batch.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from warehouse.bronze_bulk import INDEX, bulk_decode, parse_schema
 from warehouse.errors import SchemaError
 from warehouse.lake import TableLocation, append_exactly_once, transaction_versions
 from warehouse.topics import MAX_MESSAGE_BYTES, TopicSpec
@@ -59,11 +67,51 @@ class RawRecord:
 
 
 @dataclass(frozen=True)
+class RecordColumns:
+    """A fetched batch of one topic, column by column (cheaper than one object per record)."""
+
+    topic: str
+    partitions: list[int]
+    offsets: list[int]
+    timestamps: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def record(self, index: int) -> RawRecord:
+        """The record at ``index`` as a :class:`RawRecord`."""
+        return RawRecord(
+            self.topic,
+            self.partitions[index],
+            self.offsets[index],
+            self.timestamps[index],
+            self.keys[index],
+            self.values[index],
+        )
+
+    @classmethod
+    def from_records(cls, records: Sequence[RawRecord]) -> RecordColumns:
+        """Columns of ``records`` (all of one topic; an empty sequence gives empty columns)."""
+        return cls(
+            records[0].topic if records else "",
+            [r.partition for r in records],
+            [r.offset for r in records],
+            [r.timestamp_ms for r in records],
+            [r.key for r in records],
+            [r.value for r in records],
+        )
+
+
+@dataclass(frozen=True)
 class DecodedBatch:
     """A batch split into typed bronze rows and rejects (with the reason of each)."""
 
     rows: pa.Table
     rejects: pa.Table
+    extra_fields: int = 0
+    """Good records that carried fields outside the topic schema (ignored, counted)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +124,8 @@ class LandedBatch:
     table_version: int
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
     """partition -> (first offset, last offset) landed by this batch."""
+    extra_fields: int = 0
+    max_kafka_timestamp_ms: int | None = None
 
 
 def bronze_schema(spec: TopicSpec) -> pa.Schema:
@@ -88,8 +138,7 @@ def app_id(table: str, topic: str, partition: int) -> str:
     return f"{table}-{topic}-{partition}"
 
 
-def decode_record(spec: TopicSpec, record: RawRecord) -> dict[str, object]:
-    """Decode and validate one record; raise :class:`SchemaError` with the reason it fails."""
+def _parse_message(record: RawRecord) -> dict[str, object]:
     if record.value is None:
         raise SchemaError("empty value (tombstone)")
     if len(record.value) > MAX_MESSAGE_BYTES:
@@ -104,16 +153,27 @@ def decode_record(spec: TopicSpec, record: RawRecord) -> dict[str, object]:
         raise SchemaError(f"invalid JSON: {exc}") from None
     if not isinstance(message, dict):
         raise SchemaError(f"expected a JSON object, got {type(message).__name__}")
-    return spec.validate(message)
+    return message
 
 
-def decode_batch(spec: TopicSpec, records: Sequence[RawRecord], *, now_ms: int) -> DecodedBatch:
-    """Split ``records`` into bronze rows and rejects; nothing is dropped."""
+def decode_record(spec: TopicSpec, record: RawRecord) -> dict[str, object]:
+    """Decode and validate one record; raise :class:`SchemaError` with the reason it fails."""
+    return spec.validate(_parse_message(record))
+
+
+def _decode_indices(
+    spec: TopicSpec, batch: RecordColumns, indices: Sequence[int], now_ms: int
+) -> tuple[list[dict[str, object]], list[dict[str, object]], int]:
+    """Per-record decoding of ``indices``: (rows with :data:`INDEX`, rejects, extra-field count)."""
+    names = set(spec.schema.names)
     rows: list[dict[str, object]] = []
     rejects: list[dict[str, object]] = []
-    for record in records:
+    extra = 0
+    for index in indices:
+        record = batch.record(index)
         try:
-            row = decode_record(spec, record)
+            message = _parse_message(record)
+            row = spec.validate(message)
         except SchemaError as exc:
             rejects.append(
                 {
@@ -128,18 +188,81 @@ def decode_batch(spec: TopicSpec, records: Sequence[RawRecord], *, now_ms: int) 
                 }
             )
             continue
-        row["kafka_topic"] = record.topic
-        row["kafka_partition"] = record.partition
-        row["kafka_offset"] = record.offset
-        row["kafka_timestamp"] = record.timestamp_ms
-        row["ingested_at"] = now_ms
+        if any(k not in names and v is not None for k, v in message.items()):
+            extra += 1
+        row[INDEX] = index
         rows.append(row)
-    schema = bronze_schema(spec)
-    without_date = pa.schema([f for f in schema if f.name != "event_date"])
-    table = pa.Table.from_pylist(rows, schema=without_date)
+    return rows, rejects, extra
+
+
+def _with_kafka_columns(
+    spec: TopicSpec, rows: pa.Table, batch: RecordColumns, now_ms: int
+) -> pa.Table:
+    """Add the Kafka bookkeeping of each row (looked up by :data:`INDEX`) and the event date."""
+    index = rows.column(INDEX)
+    kafka = pa.table(
+        {
+            "kafka_partition": pa.array(batch.partitions, pa.int32()),
+            "kafka_offset": pa.array(batch.offsets, pa.int64()),
+            "kafka_timestamp": pa.array(batch.timestamps, pa.int64()).cast(
+                pa.timestamp("ms", tz="UTC")
+            ),
+        }
+    ).take(index)
+    count = rows.num_rows
+    table = rows.select(spec.schema.names).cast(spec.schema) if count else spec.schema.empty_table()
+    table = table.append_column("kafka_topic", pa.array([batch.topic] * count, pa.string()))
+    for name in kafka.column_names:
+        table = table.append_column(name, kafka.column(name))
+    ingested = pa.array([now_ms] * count, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    table = table.append_column("ingested_at", ingested)
     event_date = pc.cast(table.column(spec.event_time_field), pa.date32())
     table = table.append_column(pa.field("event_date", pa.date32()), event_date)
-    return DecodedBatch(rows=table, rejects=pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA))
+    return table.cast(bronze_schema(spec))
+
+
+def _rows_table(spec: TopicSpec, rows: list[dict[str, object]]) -> pa.Table:
+    schema = pa.schema([*parse_schema(spec), pa.field(INDEX, pa.int64())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def decode_batch_per_record(
+    spec: TopicSpec, records: Sequence[RawRecord] | RecordColumns, *, now_ms: int
+) -> DecodedBatch:
+    """Split ``records`` into bronze rows and rejects, one record at a time (the reference)."""
+    batch = records if isinstance(records, RecordColumns) else RecordColumns.from_records(records)
+    rows, rejects, extra = _decode_indices(spec, batch, range(len(batch)), now_ms)
+    table = _with_kafka_columns(spec, _rows_table(spec, rows), batch, now_ms)
+    return DecodedBatch(table, pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA), extra)
+
+
+def decode_batch(
+    spec: TopicSpec, records: Sequence[RawRecord] | RecordColumns, *, now_ms: int
+) -> DecodedBatch:
+    """Split ``records`` into bronze rows and rejects; nothing is dropped.
+
+    Bulk-parses and checks the batch (see the module docstring); records the bulk checks do not
+    accept, and whole batches Arrow cannot parse, go through the per-record validator. The result
+    equals :func:`decode_batch_per_record` (rows in record order).
+    """
+    batch = records if isinstance(records, RecordColumns) else RecordColumns.from_records(records)
+    bulk = bulk_decode(spec, batch.values, now_ms=now_ms)
+    if bulk is None:
+        return decode_batch_per_record(spec, batch, now_ms=now_ms)
+    rows, rejects, extra = _decode_indices(spec, batch, bulk.recheck, now_ms)
+    frames = [bulk.rows] if bulk.rows.width else []
+    if rows:
+        frames.append(pl.DataFrame(pl.from_arrow(_rows_table(spec, rows))))
+    if frames:
+        good = pl.concat(frames, how="vertical_relaxed").sort(INDEX).to_arrow()
+    else:
+        good = _rows_table(spec, [])
+    table = _with_kafka_columns(spec, good, batch, now_ms)
+    return DecodedBatch(
+        table,
+        pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA),
+        extra + bulk.extra_fields,
+    )
 
 
 def stored_offsets(
@@ -151,9 +274,18 @@ def stored_offsets(
     return {partition: versions[ids[partition]] for partition in partitions}
 
 
+def offset_ranges(batch: RecordColumns) -> dict[int, tuple[int, int]]:
+    """partition -> (first offset, last offset) of a batch."""
+    frame = pl.DataFrame(
+        {"p": batch.partitions, "o": batch.offsets}, schema={"p": pl.Int64, "o": pl.Int64}
+    )
+    ranges = frame.group_by("p").agg(pl.col("o").min().alias("lo"), pl.col("o").max().alias("hi"))
+    return {int(p): (int(lo), int(hi)) for p, lo, hi in ranges.iter_rows()}
+
+
 def land_batch(
     spec: TopicSpec,
-    records: Sequence[RawRecord],
+    records: Sequence[RawRecord] | RecordColumns,
     *,
     bronze: TableLocation,
     rejects: TableLocation,
@@ -169,13 +301,11 @@ def land_batch(
         expected: partition -> last landed offset as read when the batch was fetched; the
             commit fails with :class:`CommitConflictError` if the table moved since.
     """
+    batch = records if isinstance(records, RecordColumns) else RecordColumns.from_records(records)
     now_ms = int(time.time() * 1000)
-    decoded = decode_batch(spec, records, now_ms=now_ms)
-    last: dict[int, int] = {}
-    first: dict[int, int] = {}
-    for record in records:
-        last[record.partition] = max(last.get(record.partition, -1), record.offset)
-        first[record.partition] = min(first.get(record.partition, record.offset), record.offset)
+    decoded = decode_batch(spec, batch, now_ms=now_ms)
+    ranges = offset_ranges(batch)
+    last = {p: hi for p, (_, hi) in ranges.items()}
     if decoded.rejects.num_rows:
         _land_rejects(spec, decoded.rejects, rejects, last)
     version = append_exactly_once(
@@ -186,13 +316,15 @@ def land_batch(
         partition_by=["event_date"],
         metadata={"marketlake.topic": spec.topic, "marketlake.offsets": json.dumps(last)},
     )
-    size = sum(len(r.value or b"") for r in records)
+    sizes = pl.Series(batch.values, dtype=pl.Binary).bin.size().sum()
     return LandedBatch(
         rows=decoded.rows.num_rows,
         rejects=decoded.rejects.num_rows,
-        bytes=size,
+        bytes=int(sizes or 0),
         table_version=version,
-        offsets={p: (first[p], last[p]) for p in last},
+        offsets=ranges,
+        extra_fields=decoded.extra_fields,
+        max_kafka_timestamp_ms=max(batch.timestamps) if len(batch) else None,
     )
 
 

@@ -8,6 +8,10 @@ BRONZE_POSTS = "bronze/posts"
 BRONZE_FEAR_GREED = "bronze/fear_greed"
 BRONZE_REJECTS = "bronze/_rejects"
 SILVER_CANDLES = "silver/candles"
+SILVER_POSTS = "silver/posts"
+SILVER_TICKERS = "silver/tickers"
+SILVER_TICKERS_LATEST = "silver/tickers_latest"
+SILVER_FEAR_GREED = "silver/fear_greed"
 GOLD_FEATURES = "gold/features"
 GOLD_PREDICTIONS = "gold/predictions"
 
@@ -18,6 +22,10 @@ TABLES: dict[str, str] = {
     "bronze.fear_greed": BRONZE_FEAR_GREED,
     "bronze.rejects": BRONZE_REJECTS,
     "silver.candles": SILVER_CANDLES,
+    "silver.posts": SILVER_POSTS,
+    "silver.tickers": SILVER_TICKERS,
+    "silver.tickers_latest": SILVER_TICKERS_LATEST,
+    "silver.fear_greed": SILVER_FEAR_GREED,
     "gold.features": GOLD_FEATURES,
     "gold.predictions": GOLD_PREDICTIONS,
 }

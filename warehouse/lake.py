@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -87,8 +88,50 @@ def append_exactly_once(
         CommitConflictError: the stored versions moved, or a concurrent commit conflicted.
     """
     # Check and commit against ONE snapshot: the commit is attempted at exactly the next version
-    # with no retries, so a writer that committed in between makes this one fail, never both land.
-    snapshot = open_table(location)
+    # with no delta-rs retries, so a writer that committed in between makes this attempt fail,
+    # never both land. A failed attempt is retried (against a fresh snapshot, checked again) only
+    # when the stored versions did not move: the other commit was not an ingest (a compaction).
+    properties = CommitProperties(
+        app_transactions=[Transaction(app_id, version) for app_id, version in transactions.items()],
+        custom_metadata=dict(metadata or {}),
+        max_commit_retries=0,
+    )
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        snapshot = open_table(location)
+        _check_stored(location, snapshot, expected)
+        try:
+            write_deltalake(
+                snapshot if snapshot is not None else location.uri,
+                data,
+                mode="append",
+                partition_by=list(partition_by) if partition_by else None,
+                storage_options=location.options(),
+                commit_properties=properties,
+            )
+        except (CommitFailedError, DeltaProtocolError) as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise CommitConflictError(
+                    f"{location.uri}: commit conflict after {attempt} attempts, nothing written: "
+                    f"{exc}"
+                ) from exc
+            continue
+        except DeltaError as exc:
+            if "already exists" in str(exc) or "onflict" in str(exc):
+                if attempt < COMMIT_ATTEMPTS:
+                    continue
+                raise CommitConflictError(f"{location.uri}: commit conflict: {exc}") from exc
+            raise LakeError(f"cannot append to {location.uri}: {exc}") from exc
+        return (snapshot.version() + 1) if snapshot is not None else _created_version(location)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+COMMIT_ATTEMPTS = 3
+"""Attempts of one exactly-once commit when other (non-ingest) commits got in between."""
+
+
+def _check_stored(
+    location: TableLocation, snapshot: DeltaTable | None, expected: Mapping[str, int | None]
+) -> None:
     stored = {
         app: None if snapshot is None else snapshot.transaction_version(app) for app in expected
     }
@@ -100,28 +143,9 @@ def append_exactly_once(
         raise CommitConflictError(
             f"{location.uri}: another writer committed first ({details}); nothing was written"
         )
-    properties = CommitProperties(
-        app_transactions=[Transaction(app_id, version) for app_id, version in transactions.items()],
-        custom_metadata=dict(metadata or {}),
-        max_commit_retries=0,
-    )
-    try:
-        write_deltalake(
-            snapshot if snapshot is not None else location.uri,
-            data,
-            mode="append",
-            partition_by=list(partition_by) if partition_by else None,
-            storage_options=location.options(),
-            commit_properties=properties,
-        )
-    except (CommitFailedError, DeltaProtocolError) as exc:
-        raise CommitConflictError(
-            f"{location.uri}: commit conflict, nothing written: {exc}"
-        ) from exc
-    except DeltaError as exc:
-        if "already exists" in str(exc) or "onflict" in str(exc):
-            raise CommitConflictError(f"{location.uri}: commit conflict: {exc}") from exc
-        raise LakeError(f"cannot append to {location.uri}: {exc}") from exc
+
+
+def _created_version(location: TableLocation) -> int:
     version = table_version(location)
     assert version is not None
     return version
@@ -196,3 +220,47 @@ class Lake:
     def location(self, table: str) -> TableLocation:
         """The location of ``table`` (e.g. ``"silver/candles"``) inside the lake."""
         return TableLocation(f"{self.uri.rstrip('/')}/{table}", self.storage_options)
+
+
+def lake_filesystem(lake: Lake) -> Any:
+    """An fsspec filesystem for listing the lake: s3fs for ``s3://``, the local one otherwise."""
+    return filesystem_for(lake.uri, lake.storage_options)
+
+
+def filesystem_for(uri: str, storage_options: Mapping[str, str]) -> Any:
+    """The fsspec filesystem of ``uri``: s3fs for ``s3://``, the local one otherwise.
+
+    The S3 credentials and endpoint come from the storage options (the ``AWS_*`` variables,
+    see :mod:`warehouse.settings`).
+    """
+    if not uri.startswith("s3://"):
+        import fsspec
+
+        return fsspec.filesystem("file")
+    import s3fs
+
+    options = dict(storage_options)
+    client_kwargs = {"region_name": options["AWS_REGION"]} if options.get("AWS_REGION") else {}
+    return s3fs.S3FileSystem(
+        key=options.get("AWS_ACCESS_KEY_ID"),
+        secret=options.get("AWS_SECRET_ACCESS_KEY"),
+        token=options.get("AWS_SESSION_TOKEN"),
+        endpoint_url=options.get("AWS_ENDPOINT_URL"),
+        client_kwargs=client_kwargs,
+    )
+
+
+def list_tables(lake: Lake) -> list[str]:
+    """The Delta tables of the lake as ``layer/name`` (those with a ``_delta_log``), sorted."""
+    filesystem = lake_filesystem(lake)
+    root = fs_path(lake.uri)
+    try:
+        logs = filesystem.glob(f"{root}/*/*/_delta_log")
+    except (OSError, ValueError) as exc:
+        raise LakeError(f"cannot list the lake at {lake.uri}: {exc}") from exc
+    return sorted(path[len(root) + 1 : -len("/_delta_log")] for path in logs)
+
+
+def fs_path(uri: str) -> str:
+    """``uri`` as an fsspec path (no ``s3://`` or ``file://`` scheme)."""
+    return uri.removeprefix("s3://").removeprefix("file://").rstrip("/")

@@ -23,6 +23,24 @@ S3_OPTION_VARIABLES = (
 
 
 @dataclass(frozen=True)
+class SourceEndpoints:
+    """Roots of the remote APIs (overridable to point at a mirror or a recorded-response server).
+
+    Attributes:
+        binance_url: ``MARKETLAKE_BINANCE_URL``, default ``https://api.binance.com``.
+        coingecko_url: ``MARKETLAKE_COINGECKO_URL``, default ``https://api.coingecko.com/api/v3``.
+        coingecko_api_key: ``COINGECKO_API_KEY`` (a demo key); ``None``: anonymous.
+        alternative_me_url: ``MARKETLAKE_ALTERNATIVE_ME_URL``, default
+            ``https://api.alternative.me``.
+    """
+
+    binance_url: str = "https://api.binance.com"
+    coingecko_url: str = "https://api.coingecko.com/api/v3"
+    coingecko_api_key: str | None = None
+    alternative_me_url: str = "https://api.alternative.me"
+
+
+@dataclass(frozen=True)
 class Settings:
     """The resolved configuration of one marketlake process.
 
@@ -33,6 +51,7 @@ class Settings:
         kafka_bootstrap: ``MARKETLAKE_KAFKA_BOOTSTRAP``; ``None`` means the embedded broker.
         mlflow_tracking_uri: ``MLFLOW_TRACKING_URI``, default sqlite under the home.
         storage_options: Delta storage options for an ``s3://`` lake, from the AWS_* variables.
+        sources: the remote API roots (see :class:`SourceEndpoints`).
     """
 
     home: Path
@@ -40,6 +59,7 @@ class Settings:
     kafka_bootstrap: str | None
     mlflow_tracking_uri: str
     storage_options: dict[str, str] = field(default_factory=dict)
+    sources: SourceEndpoints = field(default_factory=SourceEndpoints)
 
     @property
     def dagster_home(self) -> Path:
@@ -71,12 +91,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if lake_uri.startswith("s3://"):
         storage_options = {name: env[name] for name in S3_OPTION_VARIABLES if env.get(name)}
     mlflow_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+    defaults = SourceEndpoints()
+    sources = SourceEndpoints(
+        binance_url=env.get("MARKETLAKE_BINANCE_URL") or defaults.binance_url,
+        coingecko_url=env.get("MARKETLAKE_COINGECKO_URL") or defaults.coingecko_url,
+        coingecko_api_key=env.get("COINGECKO_API_KEY") or None,
+        alternative_me_url=env.get("MARKETLAKE_ALTERNATIVE_ME_URL") or defaults.alternative_me_url,
+    )
     return Settings(
         home=home,
         lake_uri=lake_uri,
         kafka_bootstrap=env.get("MARKETLAKE_KAFKA_BOOTSTRAP") or None,
         mlflow_tracking_uri=mlflow_uri,
         storage_options=storage_options,
+        sources=sources,
     )
 
 

@@ -1,50 +1,90 @@
-"""`marketlake produce` and `marketlake ingest`: data into Kafka and Kafka into bronze."""
+"""`marketlake produce`, `backfill` and `ingest`: data into Kafka and Kafka into bronze."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
-from warehouse.errors import MarketlakeError
+from warehouse.errors import ConfigError
 from warehouse.settings import Settings
+
+PRODUCE_KINDS = ("candles", "tickers", "posts", "fear-greed")
 
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.produce import produce_candle_file, produce_simulated_candles
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM/SIGINT, so follow loops end cleanly between batches."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
-    if args.kind != "candles":
-        raise MarketlakeError(f"producing {args.kind} is not available yet; use `candles`")
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.produce import (
+        KINDS,
+        produce_file,
+        produce_live,
+        produce_simulated_candles,
+    )
+
     if args.simulate:
+        if args.kind != "candles":
+            raise ConfigError("--simulate produces candles only")
         symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
         sent = produce_simulated_candles(settings, symbols, hours=args.hours, seed=args.seed)
+    elif args.live:
+        stop = _stop_on_signals() if args.follow else None
+        sent = produce_live(settings, args.kind, follow=args.follow, every_s=args.every, stop=stop)
     elif args.file:
-        sent = produce_candle_file(settings, Path(args.file), symbol=args.symbol)
+        sent = produce_file(
+            settings, args.kind, Path(args.file), symbol=args.symbol, speed=args.speed
+        )
     else:
-        raise MarketlakeError("give --file F or --simulate (see `marketlake produce --help`)")
-    print(f"produced {sent} messages to market.candles")
+        raise ConfigError("give --file F, --live or --simulate (see `marketlake produce --help`)")
+    print(f"produced {sent} messages to {KINDS[args.kind]}")
     return 0
 
 
-# -- ingest -------------------------------------------------------------------------------------
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.produce import backfill, parse_since
+
+    symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    if not symbols:
+        raise ConfigError("--symbols needs at least one symbol, e.g. BTCUSDT,ETHUSDT")
+    sent = backfill(
+        settings, args.source, symbols, since_ms=parse_since(args.since), interval=args.interval
+    )
+    print(f"produced {sent} candles from {args.source} to market.candles")
+    return 0
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.produce import ingest_topic
+    from pipelines.produce import ingest_topic, ingest_topics
+    from warehouse.topics import TOPICS
 
-    report = ingest_topic(settings, args.topic, max_records=args.max_records)
-    if args.json:
-        _print_json(report.to_dict())
+    topics = list(TOPICS) if args.all else [args.topic]
+    if args.follow or len(topics) > 1:
+        stop = _stop_on_signals() if args.follow else None
+        reports = ingest_topics(settings, topics, follow=args.follow, stop=stop)
     else:
+        reports = [ingest_topic(settings, topics[0], max_records=args.max_records)]
+    if args.json:
+        _print_json([r.to_dict() for r in reports] if args.all else reports[0].to_dict())
+        return 0
+    for report in reports:
         print(
             f"{report.topic}: landed {report.rows} rows, {report.rejects} rejects in "
             f"{report.batches} batches ({report.seconds:.1f} s); "
             f"table version {report.table_version}; offsets {report.end_offsets}"
+            + (f"; {report.extra_fields} with unknown fields" if report.extra_fields else "")
         )
     return 0
 
@@ -57,16 +97,33 @@ def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.Argument
 
 def register(sub: Any) -> None:
     """Add this module's subcommands to the ``marketlake`` parser."""
-    produce = _add(sub, "produce", cmd_produce, "send market data into Kafka")
-    produce.add_argument("kind", choices=["candles"])
-    produce.add_argument("--file", help="an OHLCV CSV (three layouts) or Binance kline JSON")
-    produce.add_argument("--symbol", help="symbol of a file without a symbol column")
+    produce = _add(sub, "produce", cmd_produce, "send market data, posts or the index into Kafka")
+    produce.add_argument("kind", choices=PRODUCE_KINDS)
+    produce.add_argument(
+        "--file",
+        help="candles: OHLCV CSV (three layouts) or Binance kline JSON; tickers: a saved "
+        "CoinGecko /coins/markets JSON; posts: tweet/news/headline CSV; fear-greed: JSON or CSV",
+    )
+    produce.add_argument("--symbol", help="symbol of a candle file without a symbol column")
+    produce.add_argument("--speed", type=float, default=None, help="replay at X x market speed")
+    produce.add_argument("--live", action="store_true", help="tickers/fear-greed from the API")
+    produce.add_argument("--follow", action="store_true", help="with --live: keep polling")
+    produce.add_argument("--every", type=float, default=60.0, help="--follow period, s (60)")
     produce.add_argument("--simulate", action="store_true", help="generate GARCH-t candles")
     produce.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT")
     produce.add_argument("--hours", type=int, default=24 * 90)
     produce.add_argument("--seed", type=int, default=7)
 
+    backfill = _add(sub, "backfill", cmd_backfill, "page candle history from an API into Kafka")
+    backfill.add_argument("--source", choices=["binance", "coingecko"], required=True)
+    backfill.add_argument("--symbols", required=True, help="pairs, e.g. BTCUSDT,ETHUSDT")
+    backfill.add_argument("--since", required=True, help="first day, YYYY-MM-DD (UTC)")
+    backfill.add_argument("--interval", default="1h", help="candle interval (1h)")
+
     ingest = _add(sub, "ingest", cmd_ingest, "land what Kafka holds into bronze, exactly once")
-    ingest.add_argument("--topic", default="market.candles")
+    which = ingest.add_mutually_exclusive_group()
+    which.add_argument("--topic", default="market.candles")
+    which.add_argument("--all", action="store_true", help="every topic")
+    ingest.add_argument("--follow", action="store_true", help="keep landing as records arrive")
     ingest.add_argument("--max-records", type=int, default=None)
     ingest.add_argument("--json", action="store_true")

@@ -21,17 +21,34 @@ def test_definitions_load_with_the_asset_graph() -> None:
 
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"bronze/candles", "silver/candles", "gold/features", "ml/price_model"}
+    assert keys == {
+        *("bronze/candles", "bronze/posts", "bronze/tickers", "bronze/fear_greed"),
+        *("silver/candles", "silver/posts", "silver/tickers", "silver/fear_greed"),
+        *("gold/features", "ml/price_model"),
+        *("ml/evaluation", "ml/predictions", "ml/live_accuracy"),
+        "maintenance/lake",
+    }
 
     def parents(key: str) -> set[str]:
         node = graph.get(dg.AssetKey.from_user_string(key))
         return {k.to_user_string() for k in node.parent_keys}
 
     assert parents("silver/candles") == {"bronze/candles"}
-    assert parents("gold/features") == {"silver/candles"}
+    assert parents("silver/posts") == {"bronze/posts"}
+    assert parents("silver/tickers") == {"bronze/tickers"}
+    assert parents("silver/fear_greed") == {"bronze/fear_greed"}
+    assert parents("gold/features") == {"silver/candles", "silver/posts", "silver/fear_greed"}
     assert parents("ml/price_model") == {"gold/features"}
+    assert parents("ml/evaluation") == {"gold/features"}
+    assert parents("ml/predictions") == {"ml/price_model", "gold/features"}
+    assert parents("ml/live_accuracy") == {"ml/predictions", "gold/features"}
+    assert defs.resolve_schedule_def("weekly_evaluation").cron_schedule == "0 3 * * 1"
     assert defs.resolve_job_def("ingest_candles") is not None
     assert defs.resolve_sensor_def("candles_lag_sensor") is not None
+    for name in ("tickers", "posts", "fear_greed"):
+        assert defs.resolve_job_def(f"ingest_{name}") is not None
+        assert defs.resolve_sensor_def(f"{name}_lag_sensor") is not None
+    assert defs.resolve_schedule_def("nightly_lake_maintenance").cron_schedule == "30 2 * * *"
 
 
 def test_run_key_names_the_table_and_start_offsets() -> None:

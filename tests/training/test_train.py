@@ -97,6 +97,17 @@ def test_gate_promotes_a_better_candidate_and_rejects_a_worse_one(
     assert run.data.tags["gold_table_version"] == "None"
     history = client.get_metric_history(strong.run_id, "train_loss")
     assert len(history) >= 2  # one point per epoch
+    assert "backtest_AAAUSDT_1h_long_flat_strategy_sharpe" in run.data.metrics
+    assert "backtest_AAAUSDT_1h_long_flat_buy_and_hold_total_return" in run.data.metrics
+    figures = {a.path for a in client.list_artifacts(strong.run_id, "figures")}
+    assert figures == {
+        "figures/calibration_1h.png",
+        "figures/predicted_vs_realised_1h.png",
+        "figures/equity_curve_AAAUSDT_1h.png",
+        "figures/equity_curve_BBBUSDT_1h.png",
+    }
+    evaluation = {a.path for a in client.list_artifacts(strong.run_id, "evaluation")}
+    assert evaluation == {"evaluation/test.json"}
 
 
 def test_registered_model_round_trips_and_predicts_latest_rows(

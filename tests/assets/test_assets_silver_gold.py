@@ -1,0 +1,118 @@
+"""Silver and gold assets in-process: skips without bronze, metadata, checks, incremental gold."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets import gold, silver
+from pipelines.resources import LakeResource
+from pipelines.simulator import simulate_candles
+from warehouse.bronze import RawRecord, land_batch, stored_offsets
+from warehouse.catalog import BRONZE_REJECTS
+from warehouse.features import feature_columns
+from warehouse.lake import Lake
+from warehouse.topics import CANDLES, POSTS, TOPICS
+
+SELECTION = [silver.silver_candles, silver.silver_posts, silver.silver_tickers]
+SELECTION += [silver.silver_fear_greed, gold.gold_features]
+
+
+def land(lake: Lake, topic: str, messages: Sequence[dict[str, object]]) -> None:
+    """Land ``messages`` into the topic's bronze table as the ingest step does."""
+    spec = TOPICS[topic]
+    location = lake.location(spec.table)
+    start = stored_offsets(location, spec.table, spec.topic, [0])[0]
+    first = 0 if start is None else start + 1
+    records = [
+        RawRecord(spec.topic, 0, first + i, 0, None, json.dumps(m).encode())
+        for i, m in enumerate(messages)
+    ]
+    land_batch(
+        spec, records, bronze=location, rejects=lake.location(BRONZE_REJECTS), expected={0: start}
+    )
+
+
+def run(lake_dir: Path) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*SELECTION, *silver.SILVER_CHECKS, *gold.GOLD_CHECKS],
+        resources={"lake": LakeResource(uri=str(lake_dir))},
+        run_config={"ops": {"silver__posts": {"config": {"sentiment_model": "lexicon"}}}},
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, object]:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey.from_user_string(key)
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}  # type: ignore[union-attr]
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {
+        f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}": e
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+@pytest.fixture(scope="module")
+def lake_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("assets") / "lake"
+
+
+def test_without_any_bronze_every_asset_skips_and_the_run_succeeds(tmp_path: Path) -> None:
+    result = run(tmp_path / "empty")
+    assert result.success
+    for key in ("silver/candles", "silver/posts", "silver/tickers", "gold/features"):
+        assert "does not exist yet" in str(metadata(result, key)["skipped"]), key
+    assert all(c.passed for c in checks(result).values())
+
+
+def test_assets_build_silver_and_gold_then_update_gold_incrementally(lake_dir: Path) -> None:
+    lake = Lake(str(lake_dir))
+    messages = list(simulate_candles(["BTCUSDT", "ETHUSDT"], hours=100, seed=4))
+    land(lake, CANDLES, messages[:-2])
+    hour_ms = 3_600_000
+    first_ms = int(messages[0]["open_time"])  # type: ignore[call-overload]
+    land(
+        lake,
+        POSTS,
+        [
+            {
+                "post_id": "p1",
+                "platform": "news",
+                "text": "Bitcoin rallies as ETF inflows surge",
+                "ts": first_ms + 50 * hour_ms,
+                "symbols": ["btcusdt"],
+                "source": "test",
+            }
+        ],
+    )
+    result = run(lake_dir)
+    assert result.success
+    gold_meta = metadata(result, "gold/features")
+    assert gold_meta["mode"] == "full"
+    assert gold_meta["total_rows"] == 2 * 99
+    assert str(gold_meta["feature_spec"]).startswith("| name | description | formula |")
+    assert gold_meta["features"] == len(feature_columns())
+    assert metadata(result, "silver/posts")["scored"] == 1
+    assert "skipped" in metadata(result, "silver/tickers")
+    evaluations = checks(result)
+    for name in ("no_duplicate_keys", "no_null_keys", "ohlc_sanity", "gap_report"):
+        assert evaluations[f"silver/candles:{name}"].passed, name
+    assert evaluations["silver/posts:sentiment_coverage"].passed
+    assert evaluations["gold/features:no_duplicate_keys"].passed
+
+    land(lake, CANDLES, messages[-2:])  # the next hour of both symbols
+    again = run(lake_dir)
+    gold_meta = metadata(again, "gold/features")
+    assert gold_meta["mode"] == "incremental"
+    assert gold_meta["rows"] == 2 * 26  # the new hour and the 25 before it, per symbol
+    assert gold_meta["total_rows"] == 2 * 100
+    assert metadata(again, "silver/posts")["scored"] == 0  # p1 is not scored again

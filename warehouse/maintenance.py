@@ -1,0 +1,161 @@
+"""Table hygiene: compaction of small files, checkpoints and vacuum, for any table of the lake.
+
+Micro-batch ingestion writes one commit (and a few small files) per batch. Without care a table
+that has taken 10,000 batches has 10,000 JSON commits to replay and thousands of tiny Parquet
+files to open. :func:`maintain_table` fixes both: it rewrites small files into large ones
+(``optimize.compact``, which keeps the app transactions, so stored Kafka offsets survive), writes
+a checkpoint (opening the table then reads one Parquet file instead of every JSON commit), drops
+expired log files, and vacuums data files no version within the retention still references.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
+
+from warehouse.errors import LakeError
+from warehouse.lake import Lake, TableLocation, filesystem_for, fs_path, list_tables, open_table
+
+
+@dataclass(frozen=True)
+class MaintenanceOptions:
+    """How hard to clean.
+
+    Attributes:
+        target_file_bytes: size compaction aims for (default 128 MiB).
+        vacuum_retention_hours: keep files that versions of the last N hours need, for time
+            travel and for readers still on an old version (default 168 = 7 days; 0 keeps only
+            what the latest version needs).
+        compact_min_files: compact only when at least this many files exist (default 8).
+    """
+
+    target_file_bytes: int = 128 * 1024 * 1024
+    vacuum_retention_hours: int = 168
+    compact_min_files: int = 8
+
+
+@dataclass(frozen=True)
+class TableHealth:
+    """How costly a table is to open and scan."""
+
+    uri: str
+    version: int
+    files: int
+    bytes: int
+    commits_since_checkpoint: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    """What :func:`maintain_table` did to one table."""
+
+    uri: str
+    before: TableHealth
+    after: TableHealth
+    files_compacted: int
+    files_vacuumed: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "uri": self.uri,
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+            "files_compacted": self.files_compacted,
+            "files_vacuumed": self.files_vacuumed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _table(location: TableLocation) -> DeltaTable:
+    table = open_table(location)
+    if table is None:
+        raise LakeError(f"Delta table {location.uri} does not exist; nothing to maintain")
+    return table
+
+
+def table_health(location: TableLocation) -> TableHealth:
+    """Files, bytes and commits since the last checkpoint of a table."""
+    table = _table(location)
+    actions = table.get_add_actions(flatten=True)
+    sizes = actions.column("size_bytes").to_pylist() if actions.num_rows else []
+    last = _last_checkpoint_version(location)
+    since = table.version() + 1 if last is None else table.version() - last
+    return TableHealth(location.uri, table.version(), len(sizes), int(sum(sizes)), since)
+
+
+def _last_checkpoint_version(location: TableLocation) -> int | None:
+    filesystem = filesystem_for(location.uri, location.storage_options)
+    path = f"{fs_path(location.uri)}/_delta_log/_last_checkpoint"
+    try:
+        with filesystem.open(path, "rb") as handle:
+            return int(json.loads(handle.read())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def checkpoint(location: TableLocation) -> int:
+    """Write a checkpoint at the table's latest version; return that version."""
+    table = _table(location)
+    try:
+        table.create_checkpoint()
+    except DeltaError as exc:
+        raise LakeError(f"cannot checkpoint {location.uri}: {exc}") from exc
+    return table.version()
+
+
+def compact(location: TableLocation, *, target_file_bytes: int | None = None) -> int:
+    """Rewrite small files into ones of about ``target_file_bytes``; return files removed.
+
+    ``None`` uses delta-rs's default target (100 MiB).
+    """
+    table = _table(location)
+    try:
+        metrics = table.optimize.compact(target_size=target_file_bytes)
+    except DeltaError as exc:
+        raise LakeError(f"cannot compact {location.uri}: {exc}") from exc
+    return int(metrics.get("numFilesRemoved", 0))
+
+
+def vacuum(location: TableLocation, *, retention_hours: int = 168) -> int:
+    """Delete data files no version of the last ``retention_hours`` needs; return how many."""
+    table = _table(location)
+    try:
+        removed = table.vacuum(
+            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
+        )
+        table.cleanup_metadata()
+    except DeltaError as exc:
+        raise LakeError(f"cannot vacuum {location.uri}: {exc}") from exc
+    return len(removed)
+
+
+def maintain_table(
+    location: TableLocation, options: MaintenanceOptions = MaintenanceOptions()
+) -> MaintenanceReport:
+    """Compact (when worth it), vacuum and checkpoint one table."""
+    started = time.monotonic()
+    before = table_health(location)
+    compacted = 0
+    if before.files >= options.compact_min_files:
+        compacted = compact(location, target_file_bytes=options.target_file_bytes)
+    vacuumed = vacuum(location, retention_hours=options.vacuum_retention_hours)
+    checkpoint(location)  # last: vacuum commits too
+    after = table_health(location)
+    return MaintenanceReport(
+        location.uri, before, after, compacted, vacuumed, time.monotonic() - started
+    )
+
+
+def maintain_lake(
+    lake: Lake, options: MaintenanceOptions = MaintenanceOptions()
+) -> list[MaintenanceReport]:
+    """:func:`maintain_table` for every Delta table of the lake."""
+    return [maintain_table(lake.location(name), options) for name in list_tables(lake)]
