@@ -85,8 +85,8 @@ def select_features(
     for name in candidates:
         column = train[name].cast(pl.Float64)
         coverage = 1 - column.is_null().sum() / len(column)
-        std = column.drop_nulls().std()
-        if coverage >= min_coverage and std is not None and std > 0:
+        std = column.drop_nulls().std()  # a float on a Float64 column, None when empty
+        if coverage >= min_coverage and isinstance(std, float) and std > 0:
             kept.append(name)
     if not kept:
         raise DataError("no usable feature: every candidate is mostly null or constant")
@@ -127,6 +127,20 @@ def build_series(
             )
         )
     return series
+
+
+def datetime_bounds(series: pl.Series) -> tuple[datetime, datetime]:
+    """First and last moment of a non-empty datetime column (nulls ignored).
+
+    Raises:
+        DataError: when ``series`` holds no non-null value or is not a datetime column.
+    """
+    low, high = series.min(), series.max()
+    if not isinstance(low, datetime) or not isinstance(high, datetime):
+        raise DataError(
+            f"column {series.name!r} ({series.dtype}) has no datetime bounds: got {low!r}..{high!r}"
+        )
+    return low, high
 
 
 def split_bounds(

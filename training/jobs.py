@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from training.config import MODEL_NAME, TrainConfig
+from training.dataset import datetime_bounds
 from training.predictions import LiveAccuracy, batch_predictions, live_accuracy, store_predictions
 from training.registry import CHAMPION, load_registered
 from warehouse.catalog import GOLD_FEATURES, GOLD_PREDICTIONS
@@ -126,17 +127,18 @@ def predict_from_lake(
             & (pl.col("model_version") == loaded.version),
         )
         if not stored.is_empty():
-            since = stored["ts"].max() + timedelta(hours=1)
+            since = datetime_bounds(stored["ts"])[1] + timedelta(hours=1)
     rows = batch_predictions(
         loaded.predictor, gold, model_name=model_name, model_version=loaded.version, since=since
     )
     version = store_predictions(location, rows)
+    bounds = None if rows.is_empty() else datetime_bounds(rows["ts"])
     return PredictionReport(
         model_name=model_name,
         model_version=loaded.version,
         rows=rows.height,
-        first_ts=None if rows.is_empty() else rows["ts"].min().isoformat(),
-        last_ts=None if rows.is_empty() else rows["ts"].max().isoformat(),
+        first_ts=None if bounds is None else bounds[0].isoformat(),
+        last_ts=None if bounds is None else bounds[1].isoformat(),
         table_version=version,
         gold_version=gold_version,
     )
@@ -162,7 +164,10 @@ def walk_forward_from_lake(
     from training.walk_forward import run_walk_forward
 
     gold, version = read_gold(lake)
-    span = (gold["ts"].max() - gold["ts"].min()) / timedelta(hours=1) + 1 if gold.height else 0
+    span = 0.0
+    if gold.height:
+        first, last = datetime_bounds(gold["ts"])
+        span = (last - first) / timedelta(hours=1) + 1
     if span < config.required_hours:
         return None, version
     return run_walk_forward(gold, config, progress=progress), version

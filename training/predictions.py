@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from training.dataset import datetime_bounds
 from training.metrics import wilson_interval
 from training.predictor import PricePredictor
 from warehouse.errors import DataError
@@ -91,13 +92,14 @@ def batch_predictions(
         Rows of :data:`PREDICTION_SCHEMA`; empty when no hour qualifies.
     """
     stamp = predicted_at or datetime.now(UTC)
+    if gold.is_empty():
+        return pl.DataFrame(schema=PREDICTION_SCHEMA)
     gold = gold.sort("symbol", "ts")
-    first = since or gold["ts"].min()
-    last = gold["ts"].max()
+    first, last = datetime_bounds(gold["ts"])
     history = timedelta(hours=predictor.bundle.sequence_length - 1)
     parts = []
-    start = first
-    while start is not None and start <= last:
+    start = since or first
+    while start <= last:
         end = start + timedelta(hours=CHUNK_HOURS)
         context = gold.filter(pl.col("ts").is_between(start - history, end, closed="left"))
         try:
@@ -138,7 +140,7 @@ def store_predictions(location: TableLocation, rows: pl.DataFrame) -> int | None
     rows = rows.select(list(PREDICTION_SCHEMA))
     if open_table(location) is None:
         return overwrite(location, rows, partition_by=["model_name"])
-    low, high = rows["ts"].min(), rows["ts"].max()
+    low, high = datetime_bounds(rows["ts"])
     predicate = (
         f"model_name = '{_sql_text(name)}' AND model_version = {int(version)} "
         f"AND ts >= '{_iso(low)}' AND ts <= '{_iso(high)}'"

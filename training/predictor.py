@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import polars as pl
 import torch
+from mlflow.pyfunc.model import PythonModel
 
 from training.dataset import FeatureScaler, build_series, gather_windows, window_index
 from training.network import PriceNetwork
@@ -43,7 +43,7 @@ class PriceModelBundle:
         )
 
 
-class PricePredictor(mlflow.pyfunc.PythonModel):
+class PricePredictor(PythonModel):
     """Predicts forward return and direction probability per horizon from gold feature rows."""
 
     def __init__(self, bundle: PriceModelBundle) -> None:

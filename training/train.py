@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import mlflow
@@ -114,7 +114,8 @@ class _BestWeights(Callback):
             return
         if float(loss) < self.best_loss:
             self.best_loss = float(loss)
-            self.state = copy.deepcopy(module.network.state_dict())
+            network = cast(PriceModule, module).network  # the only module fit_model trains
+            self.state = copy.deepcopy(network.state_dict())
 
 
 class _EpochMetricsToMlflow(Callback):
@@ -340,7 +341,7 @@ def train_price_model(
 
 def _log_backtest_and_figures(test: pl.DataFrame, config: BacktestConfig) -> None:
     """Backtest metrics per symbol (first horizon traded hourly) and the three figures."""
-    first_h = int(test["horizon_hours"].min())
+    first_h = int(cast(int, test["horizon_hours"].min()))  # an integer column
     for symbol in sorted(test["symbol"].unique().to_list()):
         rows = tradeable_rows(test, symbol, first_h)
         if rows.height < 2:
@@ -421,7 +422,7 @@ def _bundle(
 
 def _pooled_accuracy(samples: pl.DataFrame, who: str) -> float:
     hits = (samples["realised_return"] > 0) == (samples[f"{who}_prob"] > 0.5)
-    return float(hits.mean())
+    return float(cast(float, hits.mean()))  # the mean of a Boolean column
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -20,14 +20,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from training.backtest import BacktestConfig
 from training.config import TrainConfig
-from training.dataset import SplitBounds
+from training.dataset import SplitBounds, datetime_bounds
 from training.evaluation import backtest_report, horizon_report, score_samples, symbol_report
 from warehouse.errors import DataError
 from warehouse.features import feature_columns
@@ -55,7 +55,9 @@ class WalkForwardConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    # mypy does not see pydantic's positional ``Field(default, ...)`` defaults without the
+    # pydantic plugin, so it thinks ``TrainConfig()`` needs arguments.
+    train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
     folds: int = Field(6, ge=1, le=100)
     test_hours: int = Field(730, ge=24)
     val_hours: int = Field(720, ge=24)
@@ -174,7 +176,7 @@ def run_walk_forward(
 
     gold = gold.sort("symbol", "ts")
     candidates = feature_candidates or [c for c in feature_columns() if c in gold.columns]
-    folds = plan_folds(gold["ts"].min(), gold["ts"].max(), config)
+    folds = plan_folds(*datetime_bounds(gold["ts"]), config)
     samples, summaries = [], []
     for fold in tqdm(folds, desc="walk-forward folds", disable=not progress):
         bounds = SplitBounds(fold.train_end, fold.val_start, fold.val_end, fold.test_start)
@@ -206,9 +208,7 @@ def run_walk_forward(
                 "features": len(fitted.features),
                 "test_samples": first_h.height,
                 f"accuracy_{config.train.horizons[0]}h": {
-                    who: float(
-                        ((first_h["realised_return"] > 0) == (first_h[f"{who}_prob"] > 0.5)).mean()
-                    )
+                    who: _hit_rate(first_h, who)
                     for who in ("model", "majority", "persistence", "linear")
                 },
             }
@@ -224,3 +224,9 @@ def run_walk_forward(
         "backtest": backtest_report(pooled, config=config.backtest),
     }
     return WalkForwardResult(report, pooled)
+
+
+def _hit_rate(samples: pl.DataFrame, who: str) -> float:
+    """Share of ``samples`` whose realised direction ``who`` called (``<who>_prob`` > 0.5)."""
+    hits = (samples["realised_return"] > 0) == (samples[f"{who}_prob"] > 0.5)
+    return float(cast(float, hits.mean()))  # a Boolean mean: float, None when empty (raises)

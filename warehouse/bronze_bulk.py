@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -22,6 +24,7 @@ from warehouse.topics import (
     MAX_MESSAGE_BYTES,
     MAX_TEXT_CHARS,
     MIN_EVENT_MS,
+    Record,
     TopicSpec,
     validate_candle,
     validate_fear_greed,
@@ -107,7 +110,7 @@ def _fear_greed_checks(latest_ms: int) -> list[pl.Expr]:
     ]
 
 
-_CHECKS = {
+_CHECKS: dict[Callable[[Mapping[str, Any]], Record], Callable[[int], list[pl.Expr]]] = {
     validate_candle: _candle_checks,
     validate_ticker: _ticker_checks,
     validate_post: _post_checks,

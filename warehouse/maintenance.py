@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from typing import cast
 
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
@@ -85,7 +86,8 @@ def table_health(location: TableLocation) -> TableHealth:
     """Files, bytes and commits since the last checkpoint of a table."""
     table = _table(location)
     actions = table.get_add_actions(flatten=True)
-    sizes = actions.column("size_bytes").to_pylist() if actions.num_rows else []
+    # arro3's stub types to_pylist() as an ndarray; it returns a list of Python ints
+    sizes = cast(list[int], actions.column("size_bytes").to_pylist()) if actions.num_rows else []
     last = _last_checkpoint_version(location)
     since = table.version() + 1 if last is None else table.version() - last
     return TableHealth(location.uri, table.version(), len(sizes), int(sum(sizes)), since)
