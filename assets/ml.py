@@ -30,6 +30,7 @@ EVALUATION_KEY = dg.AssetKey(["ml", "evaluation"])
 PREDICTIONS_KEY = dg.AssetKey(["ml", "predictions"])
 LIVE_ACCURACY_KEY = dg.AssetKey(["ml", "live_accuracy"])
 WEEKLY_CRON = "0 3 * * 1"
+DAILY_TRAINING_CRON = "0 4 * * *"
 """Mondays 03:00 UTC: the walk-forward evaluation's schedule."""
 
 
@@ -57,6 +58,8 @@ class EvaluationConfig(dg.Config):
     group_name="ml",
     required_resource_keys={"lake", "mlflow"},
     kinds={"pytorch", "mlflow"},
+    # stale model: retrain daily at 04:00 UTC once gold has new rows since the last training
+    automation_condition=dg.AutomationCondition.on_cron(DAILY_TRAINING_CRON),
 )
 def price_model(context: AssetExecutionContext, config: PriceModelConfig) -> dg.MaterializeResult:
     """Train the LSTM-with-attention price model, evaluate it, register it, promote if better."""
@@ -194,3 +197,13 @@ def _table_markdown(table) -> str:  # a polars DataFrame
 
 def _cell(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+training_job = dg.define_asset_job(
+    "train_price_model", selection=dg.AssetSelection.assets(PRICE_MODEL_KEY)
+)
+
+daily_training = dg.ScheduleDefinition(
+    name="daily_training", job=training_job, cron_schedule=DAILY_TRAINING_CRON
+)
+"""04:00 UTC every day: retrain, evaluate and (if it wins) promote the price model."""

@@ -29,6 +29,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import bench_env  # noqa: F401  (first: import path and tool homes)
 import numpy as np
 import pandas as pd
 import polars as pl

@@ -33,6 +33,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import bench_env  # noqa: F401  (first: import path and tool homes)
 import polars as pl
 from kafka import TopicPartition
 

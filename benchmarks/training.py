@@ -23,19 +23,13 @@ import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
+import bench_env  # noqa: F401  (first: import path and tool homes)
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 TARGET_RATIO = 0.85
-
-# Run as a script, this file's folder comes first on sys.path and its name (training.py) would
-# shadow the `training` package: put the repository root there instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
 
 
 def make_data(samples: int, length: int, features: int, horizons: int, seed: int) -> TensorDataset:

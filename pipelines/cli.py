@@ -173,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # libraries' INFO chatter drowns the progress bars and results
+        for name in ("mlflow", "lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     settings = load_settings()
     apply_tool_homes(settings)
     try:

@@ -1,8 +1,9 @@
 """The single Dagster entry point: every asset, check, resource, job, sensor and schedule.
 
 Definitions are collected from their modules (``assets/*`` for assets, checks, and the jobs,
-sensors and schedules that sit beside them; ``pipelines/sensors.py`` and ``pipelines/schedules.py``
-for the rest), so adding one to its module is enough for it to show up here.
+sensors and schedules that sit beside them; ``pipelines/sensors.py`` and, when present,
+``pipelines/schedules.py`` for the rest), so adding one to its module is enough for it to show
+up here.
 """
 
 from __future__ import annotations

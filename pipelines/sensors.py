@@ -27,9 +27,14 @@ MAX_RUN_RECORDS = 1_000_000
 """Upper bound of one sensor-requested run; the next evaluation requests the rest."""
 
 
-def lag_run_key(table: str, next_offsets: dict[int, int]) -> str:
-    """Run key of an ingest run: the table and the offset each partition starts from."""
-    return table + ":" + ",".join(f"{p}@{o}" for p, o in sorted(next_offsets.items()))
+def lag_run_key(table: str, ranges: dict[int, tuple[int, int]]) -> str:
+    """Run key of an ingest run: the table and, per partition, the offset range it was asked for.
+
+    ``partition@start..end``: ``start`` is the stored offset + 1, ``end`` the broker's end
+    offset when the sensor looked (exclusive; a lower bound on the embedded broker). The run
+    lands from ``start`` until caught up, at most ``MAX_RUN_RECORDS`` records.
+    """
+    return table + ":" + ",".join(f"{p}@{s}..{e}" for p, (s, e) in sorted(ranges.items()))
 
 
 def lag_run_request(
@@ -46,7 +51,7 @@ def lag_run_request(
         return dg.SkipReason(f"{spec.topic} is caught up")
     next_offsets = {p: start for p, (start, _) in lag.items()}
     end_offsets = {p: end for p, (_, end) in lag.items()}
-    key = lag_run_key(spec.table, next_offsets)
+    key = lag_run_key(spec.table, dict(lag))
     asset = "__".join(spec.table.split("/"))
     return dg.SensorResult(
         run_requests=[

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.prediction_log import PredictionLog
 from training.registry import LoadedModel
 from warehouse.catalog import GOLD_FEATURES
 from warehouse.errors import MarketlakeError
@@ -61,16 +62,26 @@ class _LatestPredictions:
 class PricePredictionService:
     """Predicts from the latest gold features; re-reads gold only when its version moves.
 
+    Every answer is also recorded in ``prediction_log`` when one is given.
+
     Args:
         model: the loaded champion model.
         lake: the lake holding ``gold/features``.
         refresh_s: how often to check the gold table version (default 5 s).
     """
 
-    def __init__(self, model: LoadedModel, lake: Lake, *, refresh_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        lake: Lake,
+        *,
+        refresh_s: float = 5.0,
+        prediction_log: PredictionLog | None = None,
+    ) -> None:
         self.model = model
         self.lake = lake
         self.refresh_s = refresh_s
+        self.prediction_log = prediction_log
         self._latest: _LatestPredictions | None = None
         self._lock = threading.Lock()
 
@@ -97,7 +108,7 @@ class PricePredictionService:
             raise RequestError("symbol", f"unknown symbol {symbol!r}; known symbols: {known}")
         h = request.horizon
         probability = float(row[f"direction_probability_{h}h"][0])
-        return PredictResponse(
+        response = PredictResponse(
             symbol=symbol,
             horizon_hours=h,
             predicted_return=float(row[f"predicted_return_{h}h"][0]),
@@ -108,6 +119,18 @@ class PricePredictionService:
             model_version=self.model.version,
             served_at=datetime.now(UTC),
         )
+        if self.prediction_log is not None:
+            self.prediction_log.record(
+                symbol=response.symbol,
+                ts=response.feature_time,
+                horizon_hours=h,
+                predicted_return=response.predicted_return,
+                direction_probability=probability,
+                model_name=response.model_name,
+                model_version=response.model_version,
+                served_at=response.served_at,
+            )
+        return response
 
     def _predictions(self) -> pl.DataFrame:
         with self._lock:

@@ -13,6 +13,7 @@ import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound
 from pydantic import Field
 
+from serving.prediction_log import PredictionLog
 from serving.predictions import (
     PredictRequest,
     PredictResponse,
@@ -21,6 +22,7 @@ from serving.predictions import (
 )
 from training.config import MODEL_NAME
 from training.registry import load_registered
+from warehouse.catalog import GOLD_SERVED_PREDICTIONS
 from warehouse.lake import Lake
 from warehouse.settings import apply_tool_homes, load_settings
 
@@ -33,11 +35,16 @@ class MarketlakeService:
         settings = load_settings()
         apply_tool_homes(settings)
         model = load_registered(settings.mlflow_tracking_uri, MODEL_NAME)
-        self.predictions = PricePredictionService(
-            model, Lake(settings.lake_uri, settings.storage_options)
-        )
+        lake = Lake(settings.lake_uri, settings.storage_options)
+        self.prediction_log = PredictionLog(lake.location(GOLD_SERVED_PREDICTIONS))
+        self.predictions = PricePredictionService(model, lake, prediction_log=self.prediction_log)
 
-    @bentoml.api(route="/predict")
+    @bentoml.on_shutdown
+    def write_prediction_log(self) -> None:
+        """Write the served predictions still in the buffer."""
+        self.prediction_log.close()
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest)  # extra="forbid"
     def predict(
         self,
         symbol: Annotated[str, Field(min_length=1, max_length=32, examples=["BTCUSDT"])],

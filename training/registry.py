@@ -84,7 +84,18 @@ def alias_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> int
 
 
 def promote(client: MlflowClient, name: str, version: int) -> int | None:
-    """Make ``version`` the champion; the replaced champion keeps the ``previous`` alias."""
+    """Make ``version`` the champion; the replaced champion keeps the ``previous`` alias.
+
+    Raises:
+        ModelNotFoundError: ``name`` has no such version (no alias is touched).
+    """
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        known = ", ".join(str(v.version) for v in list_versions(client, name)) or "none"
+        raise ModelNotFoundError(
+            f"{name} has no version {version}; registered versions: {known}"
+        ) from exc
     current = alias_version(client, name, CHAMPION)
     if current == version:
         return current

@@ -14,6 +14,7 @@ SILVER_TICKERS_LATEST = "silver/tickers_latest"
 SILVER_FEAR_GREED = "silver/fear_greed"
 GOLD_FEATURES = "gold/features"
 GOLD_PREDICTIONS = "gold/predictions"
+GOLD_SERVED_PREDICTIONS = "gold/served_predictions"
 
 TABLES: dict[str, str] = {
     "bronze.candles": BRONZE_CANDLES,
@@ -28,5 +29,6 @@ TABLES: dict[str, str] = {
     "silver.fear_greed": SILVER_FEAR_GREED,
     "gold.features": GOLD_FEATURES,
     "gold.predictions": GOLD_PREDICTIONS,
+    "gold.served_predictions": GOLD_SERVED_PREDICTIONS,
 }
 """Analyst-facing names (``schema.table``) to lake paths, as the DuckDB catalog shows them."""

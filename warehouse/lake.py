@@ -99,6 +99,7 @@ def append_exactly_once(
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         snapshot = open_table(location)
         _check_stored(location, snapshot, expected)
+        read_version = snapshot.version() if snapshot is not None else None
         try:
             write_deltalake(
                 snapshot if snapshot is not None else location.uri,
@@ -121,7 +122,8 @@ def append_exactly_once(
                     continue
                 raise CommitConflictError(f"{location.uri}: commit conflict: {exc}") from exc
             raise LakeError(f"cannot append to {location.uri}: {exc}") from exc
-        return (snapshot.version() + 1) if snapshot is not None else _created_version(location)
+        # no retries inside delta-rs: the commit is exactly the version after the one we read
+        return read_version + 1 if read_version is not None else _created_version(location)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -146,6 +148,29 @@ def _check_stored(
 
 
 def _created_version(location: TableLocation) -> int:
+    version = table_version(location)
+    assert version is not None
+    return version
+
+
+def append(
+    location: TableLocation,
+    data: pa.Table | pl.DataFrame,
+    *,
+    partition_by: Sequence[str] | None = None,
+) -> int:
+    """Append rows in one commit (no offsets involved: logs such as served predictions)."""
+    arrow = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+    try:
+        write_deltalake(
+            location.uri,
+            arrow,
+            mode="append",
+            partition_by=list(partition_by) if partition_by else None,
+            storage_options=location.options(),
+        )
+    except DeltaError as exc:
+        raise LakeError(f"cannot append to {location.uri}: {exc}") from exc
     version = table_version(location)
     assert version is not None
     return version

@@ -9,14 +9,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 
 from pipelines.broker import free_port
 from pipelines.demo import start_service, stop_service, wait_ready
+from warehouse.catalog import GOLD_SERVED_PREDICTIONS
+from warehouse.lake import Lake, read_table, table_version
 
 pytestmark = pytest.mark.e2e
 
@@ -93,6 +97,7 @@ def test_predict_answers_from_the_champion(served: str) -> None:
         ({"symbol": "BTCUSDT", "horizon": 3}, 400, "horizon"),  # horizon the model lacks
         ({"symbol": "BTCUSDT", "horizon": "soon"}, 400, "horizon"),  # mistyped field
         ({"horizon": 1}, 400, "symbol"),  # missing field
+        ({"symbol": "BTCUSDT", "horizn": 4}, 400, "horizn"),  # misspelled field
     ],
 )
 def test_bad_requests_get_a_4xx_naming_the_field(
@@ -101,6 +106,20 @@ def test_bad_requests_get_a_4xx_naming_the_field(
     answer = httpx.post(f"{served}/predict", json=request_body, timeout=30)
     assert answer.status_code == status, answer.text
     assert named in answer.text
+
+
+def test_served_predictions_are_logged_to_the_lake(served: str, flow_env: dict[str, str]) -> None:
+    answer = httpx.post(f"{served}/predict", json={"symbol": "BTCUSDT", "horizon": 4}, timeout=30)
+    assert answer.status_code == 200
+    location = Lake(str(Path(flow_env["MARKETLAKE_HOME"]) / "lake")).location(
+        GOLD_SERVED_PREDICTIONS
+    )
+    deadline = time.monotonic() + 30  # the service writes its log every 5 s
+    while table_version(location) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    logged = read_table(location).filter(pl.col("horizon_hours") == 4)
+    assert logged.height >= 1
+    assert logged["direction_probability"][-1] == answer.json()["direction_probability"]
 
 
 def test_models_list_shows_the_champion(flow_env: dict[str, str], served: str) -> None:

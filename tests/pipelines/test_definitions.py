@@ -43,6 +43,7 @@ def test_definitions_load_with_the_asset_graph() -> None:
     assert parents("ml/predictions") == {"ml/price_model", "gold/features"}
     assert parents("ml/live_accuracy") == {"ml/predictions", "gold/features"}
     assert defs.resolve_schedule_def("weekly_evaluation").cron_schedule == "0 3 * * 1"
+    assert defs.resolve_schedule_def("daily_training").cron_schedule == "0 4 * * *"
     assert defs.resolve_job_def("ingest_candles") is not None
     assert defs.resolve_sensor_def("candles_lag_sensor") is not None
     for name in ("tickers", "posts", "fear_greed"):
@@ -51,8 +52,9 @@ def test_definitions_load_with_the_asset_graph() -> None:
     assert defs.resolve_schedule_def("nightly_lake_maintenance").cron_schedule == "30 2 * * *"
 
 
-def test_run_key_names_the_table_and_start_offsets() -> None:
-    assert lag_run_key("bronze/candles", {1: 40, 0: 7}) == "bronze/candles:0@7,1@40"
+def test_run_key_names_the_table_and_offset_ranges() -> None:
+    key = lag_run_key("bronze/candles", {1: (40, 90), 0: (7, 7)})
+    assert key == "bronze/candles:0@7..7,1@40..90"
 
 
 def test_sensor_requests_a_run_only_when_kafka_has_new_offsets(

@@ -15,7 +15,7 @@ from pipelines.kafka_io import ensure_topics, make_producer, produce_messages
 from pipelines.simulator import simulate_candles
 from warehouse.bronze import REJECTS_TABLE, RawRecord, land_batch, stored_offsets
 from warehouse.errors import CommitConflictError
-from warehouse.lake import Lake, read_table
+from warehouse.lake import Lake, read_table, table_version
 from warehouse.topics import CANDLES, TOPICS, TopicSpec
 
 
@@ -152,3 +152,24 @@ def test_a_crash_between_rejects_and_bronze_commits_duplicates_no_reject(lake_di
     land_batch(spec, records, bronze=bronze, rejects=rejects, expected={0: None})
     assert read_table(rejects).height == 2
     assert stored_offsets(bronze, spec.table, spec.topic, [0]) == {0: 1}
+
+
+def test_reported_table_version_is_the_committed_one(lake_dir: Path) -> None:
+    spec = TOPICS[CANDLES]
+    lake = Lake(str(lake_dir))
+    bronze, rejects = lake.location(spec.table), lake.location(REJECTS_TABLE)
+    value = (
+        b'{"symbol":"X","interval":"1h","open_time":1700000000000,"open":1,"high":1,'
+        b'"low":1,"close":1,"volume":1,"source":"t"}'
+    )
+    expected: int | None = None
+    for offset in range(3):
+        landed = land_batch(
+            spec,
+            [RawRecord(spec.topic, 0, offset, 1_700_000_000_000, b"X", value)],
+            bronze=bronze,
+            rejects=rejects,
+            expected={0: expected},
+        )
+        expected = offset
+        assert landed.table_version == offset == table_version(bronze)

@@ -9,12 +9,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from serving.prediction_log import PredictionLog
 from serving.predictions import PredictRequest, PricePredictionService, RequestError
 from training.config import TrainConfig
 from training.registry import load_registered
 from training.train import train_price_model
-from warehouse.catalog import GOLD_FEATURES
-from warehouse.lake import Lake, overwrite
+from warehouse.catalog import GOLD_FEATURES, GOLD_SERVED_PREDICTIONS
+from warehouse.lake import Lake, overwrite, read_table
 
 
 def _gold(hours: int, seed: int = 0) -> pl.DataFrame:
@@ -54,17 +55,23 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> tuple[PricePredictionSe
     )
     lake = Lake(str(tmp / "lake"))
     overwrite(lake.location(GOLD_FEATURES), gold)
-    return PricePredictionService(load_registered(uri, config.model_name), lake, refresh_s=0), lake
+    served = PredictionLog(lake.location(GOLD_SERVED_PREDICTIONS), flush_s=None)
+    model = load_registered(uri, config.model_name)
+    return PricePredictionService(model, lake, refresh_s=0, prediction_log=served), lake
 
 
 def test_predicts_from_the_latest_gold_row(service: tuple[PricePredictionService, Lake]) -> None:
-    predictions, _ = service
+    predictions, lake = service
     answer = predictions.predict(PredictRequest(symbol=" aaausdt ", horizon=1))
     assert answer.symbol == "AAAUSDT" and answer.horizon_hours == 1
     assert answer.feature_time == datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=299)
     assert 0 < answer.direction_probability < 1
     assert answer.direction == ("up" if answer.direction_probability > 0.5 else "down")
     assert answer.model_version == 1
+    assert predictions.prediction_log is not None and predictions.prediction_log.flush() == 1
+    [served] = read_table(lake.location(GOLD_SERVED_PREDICTIONS)).to_dicts()
+    assert served["symbol"] == "AAAUSDT" and served["ts"] == answer.feature_time
+    assert served["direction_probability"] == answer.direction_probability
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,16 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from training.config import TrainConfig
-from training.registry import CHAMPION, PREVIOUS, alias_version, load_registered, rollback
+from training.registry import (
+    CHAMPION,
+    PREVIOUS,
+    alias_version,
+    load_registered,
+    promote,
+    rollback,
+)
 from training.train import train_price_model
+from warehouse.errors import ModelNotFoundError
 
 HORIZONS = (1, 2)
 
@@ -86,6 +94,9 @@ def test_gate_promotes_a_better_candidate_and_rejects_a_worse_one(
 
     client = MlflowClient(tracking_uri)
     assert alias_version(client, CONFIG.model_name, CHAMPION) == strong.model_version
+    assert alias_version(client, CONFIG.model_name, PREVIOUS) == weak.model_version
+    with pytest.raises(ModelNotFoundError, match="no version 99"):
+        promote(client, CONFIG.model_name, 99)  # nothing moves
     assert alias_version(client, CONFIG.model_name, PREVIOUS) == weak.model_version
     assert rollback(client, CONFIG.model_name) == weak.model_version
     assert alias_version(client, CONFIG.model_name, CHAMPION) == weak.model_version
