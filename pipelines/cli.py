@@ -94,6 +94,23 @@ def cmd_dagster(args: argparse.Namespace, settings: Settings) -> int:
     return 0  # pragma: no cover
 
 
+def cmd_mlflow(args: argparse.Namespace, settings: Settings) -> int:
+    mlflow = Path(sys.executable).with_name("mlflow")
+    command = [
+        str(mlflow),
+        "ui",
+        "--backend-store-uri",
+        settings.mlflow_tracking_uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execv(command[0], command)  # the tool homes and telemetry switches are inherited
+    return 0  # pragma: no cover
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.demo import DemoOptions, run_demo
 
@@ -143,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dagster = add("dagster", cmd_dagster, "open the Dagster UI on this project's instance")
     dagster.add_argument("--port", type=int, default=3001)
+
+    mlflow_ui = add("mlflow", cmd_mlflow, "open the MLflow UI on this project's tracking store")
+    mlflow_ui.add_argument("--host", default="127.0.0.1")
+    mlflow_ui.add_argument("--port", type=int, default=5000)
 
     demo = add("demo", cmd_demo, "the whole flow on embedded defaults, ending in a prediction")
     demo.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT")

@@ -151,8 +151,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     print(
         f"\nDemo finished in {minutes:.1f} min. State lives in {home}. Look around:\n"
         f"  Dagster UI:  .venv/bin/marketlake dagster            (http://127.0.0.1:3001)\n"
-        f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} "
-        f"--port 5000\n"
+        f"  MLflow UI:   .venv/bin/marketlake mlflow              (http://127.0.0.1:5000)\n"
         f'  DuckDB:      .venv/bin/marketlake sql "select symbol, count(*) as hours, '
         f'max(ts) as latest from gold.features group by symbol"\n'
         f"  Serve:       .venv/bin/marketlake serve   then   curl -s -X POST "
