@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -12,29 +11,12 @@ import pytest
 from assets import gold, silver
 from pipelines.resources import LakeResource
 from pipelines.simulator import simulate_candles
-from warehouse.bronze import RawRecord, land_batch, stored_offsets
-from warehouse.catalog import BRONZE_REJECTS
 from warehouse.features import feature_columns
 from warehouse.lake import Lake
-from warehouse.topics import CANDLES, POSTS, TOPICS
+from warehouse.topics import CANDLES, POSTS
 
 SELECTION = [silver.silver_candles, silver.silver_posts, silver.silver_tickers]
 SELECTION += [silver.silver_fear_greed, gold.gold_features]
-
-
-def land(lake: Lake, topic: str, messages: Sequence[dict[str, object]]) -> None:
-    """Land ``messages`` into the topic's bronze table as the ingest step does."""
-    spec = TOPICS[topic]
-    location = lake.location(spec.table)
-    start = stored_offsets(location, spec.table, spec.topic, [0])[0]
-    first = 0 if start is None else start + 1
-    records = [
-        RawRecord(spec.topic, 0, first + i, 0, None, json.dumps(m).encode())
-        for i, m in enumerate(messages)
-    ]
-    land_batch(
-        spec, records, bronze=location, rejects=lake.location(BRONZE_REJECTS), expected={0: start}
-    )
 
 
 def run(lake_dir: Path) -> dg.ExecuteInProcessResult:
@@ -74,7 +56,9 @@ def test_without_any_bronze_every_asset_skips_and_the_run_succeeds(tmp_path: Pat
     assert all(c.passed for c in checks(result).values())
 
 
-def test_assets_build_silver_and_gold_then_update_gold_incrementally(lake_dir: Path) -> None:
+def test_assets_build_silver_and_gold_then_update_gold_incrementally(
+    lake_dir: Path, land: Callable[..., None]
+) -> None:
     lake = Lake(str(lake_dir))
     messages = list(simulate_candles(["BTCUSDT", "ETHUSDT"], hours=100, seed=4))
     land(lake, CANDLES, messages[:-2])

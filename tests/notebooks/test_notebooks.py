@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,44 +12,13 @@ import pyarrow as pa
 import pytest
 from nbclient import NotebookClient
 
-from pipelines.simulator import simulate_candles
-from warehouse.bronze import REJECTS_TABLE, RawRecord, land_batch
 from warehouse.catalog import TABLES
 from warehouse.lake import Lake, overwrite
-from warehouse.refresh import refresh_gold_features, refresh_silver_candles
-from warehouse.topics import topic_spec
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-END_MS = 1_699_999_200_000  # an hour boundary: 2023-11-14 22:00 UTC
+END_MS = 1_699_999_200_000  # the small lake's last hour: 2023-11-14 22:00 UTC
 HOURS = 72
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-
-
-def build_lake(root: Path, *, posts: bool) -> Lake:
-    """Candles landed in two batches (gold gets versions 0 and 1), and optionally silver/posts."""
-    lake = Lake(str(root / "lake"))
-    spec = topic_spec("market.candles")
-    messages = simulate_candles(SYMBOLS, hours=HOURS, seed=3, end_ms=END_MS)
-    records = [
-        RawRecord(spec.topic, 0, offset, int(m["open_time"]), None, json.dumps(m).encode())
-        for offset, m in enumerate(messages)
-    ]
-    split = len(records) // 2
-    expected: int | None = None
-    for batch in (records[:split], records[split:]):
-        land_batch(
-            spec,
-            batch,
-            bronze=lake.location(spec.table),
-            rejects=lake.location(REJECTS_TABLE),
-            expected={0: expected},
-        )
-        expected = batch[-1].offset
-        refresh_silver_candles(lake)
-        refresh_gold_features(lake)
-    if posts:
-        overwrite(lake.location(TABLES["silver.posts"]), _scored_posts())
-    return lake
 
 
 def _scored_posts() -> pa.Table:
@@ -130,13 +100,17 @@ def jupyter_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 )
 def test_notebook_runs_and_plots(
     jupyter_env: Path,
+    small_lake: Callable[..., Lake],
     monkeypatch: pytest.MonkeyPatch,
     name: str,
     posts: bool,
     plots: int,
     text: str,
 ) -> None:
-    lake = build_lake(jupyter_env, posts=posts)
+    # candles landed in two batches (gold gets versions 0 and 1), and optionally silver/posts
+    lake = small_lake(hours=HOURS, seed=3, symbols=SYMBOLS, root=jupyter_env)
+    if posts:
+        overwrite(lake.location(TABLES["silver.posts"]), _scored_posts())
     monkeypatch.setenv("MARKETLAKE_LAKE_URI", lake.uri)
     notebook = run_notebook(name)
     assert images(notebook) == plots

@@ -7,8 +7,7 @@ command then scores it on other files through the same feature code path.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -21,19 +20,9 @@ from training.config import TrainConfig
 from training.train import train_price_model
 from warehouse.features import feature_columns
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 BTC_FILE = "btcusdt_1h_spot_2020-10_2023-12.csv"
 METRIC_KEYS = {"n", "directional_accuracy", "ci_low", "ci_high", "mcc", "rank_ic", "mae_ratio_rw"}
 END_MS = 1_700_000_000_000 // 3_600_000 * 3_600_000
-
-
-def shared_file(name: str) -> Path:
-    path = SHARED / name
-    if not path.is_file():
-        if os.environ.get("MARKETLAKE_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"{path} is missing and MARKETLAKE_REQUIRE_SHARED_DATA=1")
-        pytest.skip(f"{path} is absent (the shared data folder is not next to the repo)")
-    return path
 
 
 def write_candle_csv(path: Path, symbol: str, hours: int, seed: int) -> Path:
@@ -106,9 +95,9 @@ def test_user_errors_exit_2_with_a_message(
 
 
 def test_real_btc_file_prints_metric_and_backtest_tables(
-    trained: str, capsys: pytest.CaptureFixture[str]
+    trained: str, capsys: pytest.CaptureFixture[str], shared_data: Callable[[str], Path]
 ) -> None:
-    path = shared_file(BTC_FILE)
+    path = shared_data(BTC_FILE)
     assert main(["evaluate", "--file", str(path), "--symbol", "BTCUSDT"]) == 0
     out = capsys.readouterr().out
     assert "accuracy [95% CI]" in out and "p vs best" in out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -12,32 +12,21 @@ from polars.testing import assert_frame_equal
 
 from pipelines.cli import main
 from pipelines.sources.candle_files import iter_candle_messages, read_candle_file
-from warehouse.bronze import RawRecord, land_batch
-from warehouse.catalog import BRONZE_REJECTS, GOLD_FEATURES
+from warehouse.catalog import GOLD_FEATURES
 from warehouse.features import feature_columns, target_columns
 from warehouse.lake import Lake, read_table
-from warehouse.refresh import refresh_gold_features, refresh_silver_candles
-from warehouse.topics import CANDLES, TOPICS
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 SEVEN_SYMBOLS = "crypto_1h_spot_7symbols_2023-12-01_2023-12-29.csv"
 PHRASEBANK = "financial_phrasebank_allagree_sample300.csv"
 
 
-def shared_file(name: str) -> Path:
-    """A file of ``<repo>/../shared/data``: skip when absent, fail when the data is required."""
-    path = SHARED_DATA / name
-    if path.is_file():
-        return path
-    if os.environ.get("MARKETLAKE_REQUIRE_SHARED_DATA") == "1":
-        pytest.fail(f"{path} is missing and MARKETLAKE_REQUIRE_SHARED_DATA=1")
-    pytest.skip(f"{path} is absent: a fresh clone has no ../shared/data")
-
-
 def test_features_of_a_file_equal_the_gold_rows_of_the_same_candles_landed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    shared_data: Callable[[str], Path],
+    land_candles: Callable[..., Lake],
 ) -> None:
-    source = shared_file(SEVEN_SYMBOLS)
+    source = shared_data(SEVEN_SYMBOLS)
     out = tmp_path / "out" / "eth.parquet"
     assert main(["features", "--file", str(source), "--symbol", "ETHUSDT", "--out", str(out)]) == 0
     assert "wrote 696 rows" in capsys.readouterr().out
@@ -46,20 +35,7 @@ def test_features_of_a_file_equal_the_gold_rows_of_the_same_candles_landed(
 
     # the same candles through Kafka-shaped bronze, silver and gold give the same rows
     lake = Lake(str(tmp_path / "lake"))
-    spec = TOPICS[CANDLES]
-    messages = list(iter_candle_messages(read_candle_file(source, symbol="ETHUSDT")))
-    records = [
-        RawRecord(spec.topic, 0, i, 0, None, json.dumps(m).encode()) for i, m in enumerate(messages)
-    ]
-    land_batch(
-        spec,
-        records,
-        bronze=lake.location(spec.table),
-        rejects=lake.location(BRONZE_REJECTS),
-        expected={0: None},
-    )
-    refresh_silver_candles(lake)
-    refresh_gold_features(lake)
+    land_candles(lake, iter_candle_messages(read_candle_file(source, symbol="ETHUSDT")))
     gold = read_table(lake.location(GOLD_FEATURES)).select(from_file.columns).sort("symbol", "ts")
     assert_frame_equal(from_file, gold)
 
@@ -143,9 +119,9 @@ def test_sentiment_eval_reports_a_bad_file(
 
 
 def test_lexicon_meets_the_target_on_the_phrasebank_sample(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], shared_data: Callable[[str], Path]
 ) -> None:
-    path = shared_file(PHRASEBANK)
+    path = shared_data(PHRASEBANK)
     assert main(["sentiment", "eval", "--file", str(path), "--model", "lexicon", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["n"] == 300

@@ -8,18 +8,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pipelines.commands.sql import format_result, parse_version_pins, run_shell
-from pipelines.simulator import simulate_candles
 from warehouse.analyst import open_catalog
-from warehouse.bronze import REJECTS_TABLE, RawRecord, land_batch
 from warehouse.errors import ConfigError
 from warehouse.lake import Lake
-from warehouse.refresh import refresh_gold_features, refresh_silver_candles
-from warehouse.topics import topic_spec
 
 REPO = Path(__file__).resolve().parents[2]
 HOURS = 30
@@ -27,31 +24,9 @@ FIRST_HOURS = 20
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+def lake(small_lake: Callable[..., Lake]) -> Lake:
     """Two landings of simulated candles, each refreshed: gold v0 has FIRST_HOURS, v1 HOURS."""
-    lake = Lake(str(tmp_path_factory.mktemp("sql") / "lake"))
-    spec = topic_spec("market.candles")
-    messages = simulate_candles(
-        ["BTCUSDT", "ETHUSDT"], hours=HOURS, seed=5, end_ms=1_699_999_200_000
-    )
-    records = [
-        RawRecord(spec.topic, 0, offset, int(m["open_time"]), None, json.dumps(m).encode())
-        for offset, m in enumerate(messages)
-    ]
-    split = FIRST_HOURS * 2
-    expected: int | None = None
-    for batch in (records[:split], records[split:]):
-        land_batch(
-            spec,
-            batch,
-            bronze=lake.location(spec.table),
-            rejects=lake.location(REJECTS_TABLE),
-            expected={0: expected},
-        )
-        expected = batch[-1].offset
-        refresh_silver_candles(lake)
-        refresh_gold_features(lake)
-    return lake
+    return small_lake(hours=HOURS, first_hours=FIRST_HOURS, seed=5)
 
 
 def marketlake(

@@ -8,9 +8,9 @@ with their checks.
 from __future__ import annotations
 
 import json
-import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -20,34 +20,20 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from pipelines.broker import start_broker, stop_broker
 from pipelines.cli import main
 from pipelines.produce import paced
 from pipelines.resources import KafkaResource, LakeResource
 from warehouse.lake import Lake, read_table
 from warehouse.topics import TOPICS
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def shared_file(name: str) -> Path:
-    """A file of ../shared/data; skip when absent, fail when MARKETLAKE_REQUIRE_SHARED_DATA=1."""
-    path = SHARED_DATA / name
-    if path.exists():
-        return path
-    if os.environ.get("MARKETLAKE_REQUIRE_SHARED_DATA") == "1":
-        pytest.fail(f"{path} is missing and MARKETLAKE_REQUIRE_SHARED_DATA=1")
-    pytest.skip(f"{path} is not here (a fresh clone has no ../shared/data)")
-
 
 @pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("topics-broker")
-    info = start_broker(directory)
-    try:
-        yield info.bootstrap
-    finally:
-        stop_broker(directory)
+def own_broker(
+    tmp_path_factory: pytest.TempPathFactory,
+    broker_at: Callable[[Path], AbstractContextManager[str]],
+) -> Iterator[str]:
+    with broker_at(tmp_path_factory.mktemp("topics-broker")) as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture
@@ -73,9 +59,11 @@ class _Recorded(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def recorded_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def recorded_api(
+    monkeypatch: pytest.MonkeyPatch, shared_data: Callable[[str], Path]
+) -> Iterator[None]:
     """The real recorded answers of CoinGecko, alternative.me and Binance, served on loopback."""
-    samples = shared_file("api_samples")
+    samples = shared_data("api_samples")
     _Recorded.routes = {
         "/coins/markets": (
             samples / "coingecko_coins_markets_usd_top100_2025-11-02.json"
@@ -103,13 +91,16 @@ def _ingest_json(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
 
 
 def test_every_kind_of_file_lands_in_its_bronze_table(
-    env: Path, recorded_api: None, capsys: pytest.CaptureFixture[str]
+    env: Path,
+    recorded_api: None,
+    capsys: pytest.CaptureFixture[str],
+    shared_data: Callable[[str], Path],
 ) -> None:
     files = {
-        "candles": shared_file("crypto_1h_spot_7symbols_2023-12-01_2023-12-29.csv"),
-        "posts": shared_file("reuters_bitcoin_headlines.csv"),
-        "fear-greed": shared_file("fear_greed_index_daily_2018-02_2023-12.csv"),
-        "tickers": shared_file("api_samples/coingecko_coins_markets_usd_top100_2025-11-02.json"),
+        "candles": shared_data("crypto_1h_spot_7symbols_2023-12-01_2023-12-29.csv"),
+        "posts": shared_data("reuters_bitcoin_headlines.csv"),
+        "fear-greed": shared_data("fear_greed_index_daily_2018-02_2023-12.csv"),
+        "tickers": shared_data("api_samples/coingecko_coins_markets_usd_top100_2025-11-02.json"),
     }
     for kind, path in files.items():
         assert main(["produce", kind, "--file", str(path)]) == 0
@@ -154,10 +145,12 @@ def test_replay_speed_paces_by_event_time() -> None:
     assert [round(w, 1) for w in waits] == [1.0, 2.0]
 
 
-def test_bronze_assets_report_offsets_and_checks(env: Path, own_broker: str) -> None:
+def test_bronze_assets_report_offsets_and_checks(
+    env: Path, own_broker: str, shared_data: Callable[[str], Path]
+) -> None:
     from assets.bronze import bronze_candles, bronze_fear_greed, bronze_posts, bronze_tickers
 
-    path = shared_file("fear_greed_index_daily_2018-02_2023-12.json")
+    path = shared_data("fear_greed_index_daily_2018-02_2023-12.json")
     assert main(["produce", "fear-greed", "--file", str(path)]) == 0
     result = dg.materialize(
         [bronze_candles, bronze_tickers, bronze_posts, bronze_fear_greed],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -20,19 +20,6 @@ from training.baselines import (
 )
 from training.metrics import evaluate_horizon
 from warehouse.errors import DataError
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def _shared_data_file(name: str) -> Path:
-    """A shared real-data file; skip when absent, fail if MARKETLAKE_REQUIRE_SHARED_DATA=1."""
-    path = SHARED_DATA / name
-    if not path.is_file():
-        reason = f"real data {path} is absent (a fresh clone has no ../shared/data)"
-        if os.environ.get("MARKETLAKE_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(reason + " but MARKETLAKE_REQUIRE_SHARED_DATA=1")
-        pytest.skip(reason)
-    return path
 
 
 def _tiny_training_set() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,9 +145,8 @@ def test_linear_rejects_a_different_feature_count() -> None:
         fitted.predict(np.zeros((2, 4)), np.zeros(2))
 
 
-def _btc_hourly_returns() -> np.ndarray:
+def _btc_hourly_returns(path: Path) -> np.ndarray:
     """Hourly close-to-close returns of real BTCUSDT, with returns across gaps dropped (NaN)."""
-    path = _shared_data_file("btcusdt_1h_spot_2020-10_2023-12.csv")
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     times = np.array([datetime.fromisoformat(r["open_time"]).timestamp() for r in rows])
@@ -170,8 +156,10 @@ def _btc_hourly_returns() -> np.ndarray:
     return returns
 
 
-def test_baselines_on_real_btc_hours_are_near_a_coin_flip() -> None:
-    returns = _btc_hourly_returns()
+def test_baselines_on_real_btc_hours_are_near_a_coin_flip(
+    shared_data: Callable[[str], Path],
+) -> None:
+    returns = _btc_hourly_returns(shared_data("btcusdt_1h_spot_2020-10_2023-12.csv"))
     lags = 24
     # row t: features r[t-23..t] (known at the close of hour t), target r[t+1]
     windows = np.lib.stride_tricks.sliding_window_view(returns[:-1], lags)

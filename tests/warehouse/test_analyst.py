@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from pipelines.simulator import simulate_candles
 from warehouse.analyst import (
     catalog_tables,
     catalog_views,
@@ -17,12 +16,9 @@ from warehouse.analyst import (
     table_as_of,
     table_history,
 )
-from warehouse.bronze import REJECTS_TABLE, RawRecord, land_batch
 from warehouse.catalog import TABLES
 from warehouse.errors import ConfigError, LakeError
 from warehouse.lake import Lake
-from warehouse.refresh import refresh_gold_features, refresh_silver_candles
-from warehouse.topics import topic_spec
 
 HOURS = 60
 FIRST_HOURS = 40
@@ -30,36 +26,12 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+def lake(small_lake: Callable[..., Lake]) -> Lake:
     """Two landings of simulated candles, each followed by silver and gold refreshes.
 
     gold/features: version 0 holds FIRST_HOURS hours per symbol, version 1 all HOURS.
     """
-    lake = Lake(str(tmp_path_factory.mktemp("analyst") / "lake"))
-    spec = topic_spec("market.candles")
-    messages = list(
-        simulate_candles(
-            SYMBOLS, hours=HOURS, seed=11, end_ms=1_700_000_000_000 // 3_600_000 * 3_600_000
-        )
-    )
-    records = [
-        RawRecord(spec.topic, 0, offset, int(m["open_time"]), None, json.dumps(m).encode())
-        for offset, m in enumerate(messages)
-    ]
-    split = FIRST_HOURS * len(SYMBOLS)
-    expected: int | None = None
-    for batch in (records[:split], records[split:]):
-        land_batch(
-            spec,
-            batch,
-            bronze=lake.location(spec.table),
-            rejects=lake.location(REJECTS_TABLE),
-            expected={0: expected},
-        )
-        expected = batch[-1].offset
-        refresh_silver_candles(lake)
-        refresh_gold_features(lake)
-    return lake
+    return small_lake(hours=HOURS, first_hours=FIRST_HOURS, seed=11, symbols=SYMBOLS)
 
 
 def test_views_sql_covers_every_catalog_table_with_its_path() -> None:

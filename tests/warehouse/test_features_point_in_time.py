@@ -9,7 +9,7 @@ the targets (which look ahead on purpose) must change.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,20 +37,9 @@ CUTS = [
 ]
 
 
-def shared_data() -> Path:
-    """``<repo>/../shared/data``; skip when absent, fail under MARKETLAKE_REQUIRE_SHARED_DATA=1."""
-    folder = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-    if not (folder / SEVEN_SYMBOLS).is_file():
-        reason = f"real candles not found at {folder / SEVEN_SYMBOLS}"
-        if os.environ.get("MARKETLAKE_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"{reason} (MARKETLAKE_REQUIRE_SHARED_DATA=1)")
-        pytest.skip(reason)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def real_candles() -> pl.DataFrame:
-    raw = pl.read_csv(shared_data() / SEVEN_SYMBOLS, try_parse_dates=True)
+def real_candles(shared_data: Callable[[str], Path]) -> pl.DataFrame:
+    raw = pl.read_csv(shared_data(SEVEN_SYMBOLS), try_parse_dates=True)
     return raw.select(
         pl.col("ticker").alias("symbol"),
         pl.col("date").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts"),
@@ -245,14 +234,14 @@ def test_range_equals_the_same_rows_of_the_full_computation(start_hour: int, len
 
 
 @pytest.fixture(scope="module")
-def btc_eth_history() -> pl.DataFrame:
+def btc_eth_history(shared_data: Callable[[str], Path]) -> pl.DataFrame:
     """Three years of real BTC and ETH candles, with their real exchange outages."""
     frames = []
     for name, time_column, symbol in (
         ("btcusdt_1h_spot_2020-10_2023-12.csv", "open_time", "BTCUSDT"),
         ("ethusdt_1h_spot_2019-12_2023-12.csv", "datetime", "ETHUSDT"),
     ):
-        raw = pl.read_csv(shared_data() / name, try_parse_dates=True)
+        raw = pl.read_csv(shared_data(name), try_parse_dates=True)
         frames.append(
             raw.select(
                 pl.lit(symbol).alias("symbol"),

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +11,7 @@ import polars as pl
 import pytest
 
 from training.sentiment import load_sentiment_model
-from warehouse.bronze import RawRecord, land_batch, stored_offsets
 from warehouse.catalog import (
-    BRONZE_REJECTS,
     SILVER_FEAR_GREED,
     SILVER_POSTS,
     SILVER_TICKERS,
@@ -29,29 +26,10 @@ from warehouse.refresh import (
     refresh_silver_tickers,
 )
 from warehouse.silver_text import build_silver_fear_greed, normalised_symbols, score_posts
-from warehouse.topics import FEAR_GREED, POSTS, TICKERS, TOPICS
+from warehouse.topics import FEAR_GREED, POSTS, TICKERS
 
 T0 = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
 HOUR = 3_600_000
-
-
-def land(lake: Lake, topic: str, messages: Sequence[dict[str, object]]) -> None:
-    """Land ``messages`` into the topic's bronze table as the ingest step does."""
-    spec = TOPICS[topic]
-    location = lake.location(spec.table)
-    start = stored_offsets(location, spec.table, spec.topic, [0])[0]
-    first = 0 if start is None else start + 1
-    records = [
-        RawRecord(spec.topic, 0, first + i, T0, None, json.dumps(m).encode())
-        for i, m in enumerate(messages)
-    ]
-    land_batch(
-        spec,
-        records,
-        bronze=location,
-        rejects=lake.location(BRONZE_REJECTS),
-        expected={0: start},
-    )
 
 
 def post(post_id: str, text: str, hour: int, symbols: list[str]) -> dict[str, object]:
@@ -98,7 +76,9 @@ def test_symbols_are_normalised(raw: list[str] | None, expected: list[str]) -> N
     assert frame.select(normalised_symbols(pl.col("symbols")))["symbols"].to_list() == [expected]
 
 
-def test_posts_are_deduplicated_scored_and_only_new_posts_scored_on_rerun(tmp_path: Path) -> None:
+def test_posts_are_deduplicated_scored_and_only_new_posts_scored_on_rerun(
+    tmp_path: Path, land: Callable[..., None]
+) -> None:
     lake = Lake(str(tmp_path / "lake"))
     model = CountingModel()
     land(
@@ -111,6 +91,7 @@ def test_posts_are_deduplicated_scored_and_only_new_posts_scored_on_rerun(tmp_pa
                 "p1", "Bitcoin surges to a record high, profits soar", 0, ["BTCUSDT"]
             ),  # redelivery
         ],
+        kafka_timestamp_ms=T0,
     )
     first = refresh_silver_posts(lake, model, batch_size=1)
     assert isinstance(first, RefreshReport)
@@ -123,7 +104,12 @@ def test_posts_are_deduplicated_scored_and_only_new_posts_scored_on_rerun(tmp_pa
     assert silver["sentiment_model"].unique().to_list() == [model.name]
     scored_at = silver["scored_at"].to_list()
 
-    land(lake, POSTS, [post("p2", "ether plunges", 1, ["ETH"]), post("p3", "SOL flat", 2, [])])
+    land(
+        lake,
+        POSTS,
+        [post("p2", "ether plunges", 1, ["ETH"]), post("p3", "SOL flat", 2, [])],
+        kafka_timestamp_ms=T0,
+    )
     second = refresh_silver_posts(lake, model)
     assert isinstance(second, RefreshReport)
     assert (second.rows, second.details["scored"], second.details["kept"]) == (3, 1, 2)
@@ -149,14 +135,22 @@ def test_a_model_returning_too_few_scores_is_refused() -> None:
         score_posts(frame, Short())
 
 
-def test_tickers_keep_history_deduplicated_and_latest_per_symbol(tmp_path: Path) -> None:
+def test_tickers_keep_history_deduplicated_and_latest_per_symbol(
+    tmp_path: Path, land: Callable[..., None]
+) -> None:
     lake = Lake(str(tmp_path / "lake"))
 
     def ticker(symbol: str, hour: int, price: float) -> dict[str, object]:
         return {"symbol": symbol, "price": price, "ts": T0 + hour * HOUR, "source": "test"}
 
-    land(lake, TICKERS, [ticker("BTC", 0, 1.0), ticker("BTC", 1, 2.0), ticker("ETH", 0, 3.0)])
-    land(lake, TICKERS, [ticker("BTC", 1, 2.5)])  # a correction of the 01:00 snapshot
+    land(
+        lake,
+        TICKERS,
+        [ticker("BTC", 0, 1.0), ticker("BTC", 1, 2.0), ticker("ETH", 0, 3.0)],
+        kafka_timestamp_ms=T0,
+    )
+    # a correction of the 01:00 snapshot
+    land(lake, TICKERS, [ticker("BTC", 1, 2.5)], kafka_timestamp_ms=T0)
     report = refresh_silver_tickers(lake)
     assert isinstance(report, RefreshReport)
     history = read_table(lake.location(SILVER_TICKERS)).sort("symbol", "ts")
@@ -166,13 +160,20 @@ def test_tickers_keep_history_deduplicated_and_latest_per_symbol(tmp_path: Path)
     assert report.details["duplicates_removed"] == 1
 
 
-def test_fear_greed_keeps_the_first_value_published_each_day(tmp_path: Path) -> None:
+def test_fear_greed_keeps_the_first_value_published_each_day(
+    tmp_path: Path, land: Callable[..., None]
+) -> None:
     lake = Lake(str(tmp_path / "lake"))
 
     def index(hour: int, value: int) -> dict[str, object]:
         return {"value": value, "classification": "Fear", "ts": T0 + hour * HOUR, "source": "t"}
 
-    land(lake, FEAR_GREED, [index(0, 40), index(0, 40), index(5, 55), index(24, 60)])
+    land(
+        lake,
+        FEAR_GREED,
+        [index(0, 40), index(0, 40), index(5, 55), index(24, 60)],
+        kafka_timestamp_ms=T0,
+    )
     report = refresh_silver_fear_greed(lake)
     assert isinstance(report, RefreshReport)
     silver = read_table(lake.location(SILVER_FEAR_GREED)).sort("date")

@@ -1,4 +1,4 @@
-"""Fixtures of the source-connector tests: the shared real data, and a loopback HTTP server.
+"""Fixtures of the source-connector tests: the recorded API answers, and a loopback HTTP server.
 
 The server stands in for the remote host only: it answers with the recorded real responses in
 ``../shared/data/api_samples`` (or scripted failures), and the real clients talk to it over TCP.
@@ -6,7 +6,6 @@ The server stands in for the remote host only: it answers with the recorded real
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,24 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real data folder; skip (or fail under MARKETLAKE_REQUIRE_SHARED_DATA=1) if absent."""
-    if not SHARED_DATA.is_dir():
-        reason = f"real test data not found at {SHARED_DATA.resolve()} (a fresh clone has none)"
-        if os.environ.get("MARKETLAKE_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"MARKETLAKE_REQUIRE_SHARED_DATA=1 but {reason}")
-        pytest.skip(reason)
-    return SHARED_DATA
-
-
-@pytest.fixture(scope="session")
-def api_samples(shared_data: Path) -> Path:
-    """The recorded real API responses."""
-    return shared_data / "api_samples"
+def api_samples(shared_data: Callable[[str], Path]) -> Path:
+    """The recorded real API responses; skip (or fail) as the ``shared_data`` fixture does."""
+    return shared_data("api_samples")
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ SEVEN = ["ADAUSDT", "BNBUSDT", "BTCUSDT", "DOGEUSDT", "ETHUSDT", "SOLUSDT", "XRP
     ],
 )
 def test_real_files_read_and_validate(
-    shared_data, name, symbol, rows, symbols, interval, first_open_ms
+    shared_data_dir, name, symbol, rows, symbols, interval, first_open_ms
 ) -> None:
-    frame = read_candle_file(shared_data / name, symbol=symbol)
+    frame = read_candle_file(shared_data_dir / name, symbol=symbol)
     assert frame.columns == list(CANDLE_COLUMNS)
     assert frame.schema["open_time"] == pl.Int64
     assert all(frame.schema[c] == pl.Float64 for c in ("open", "high", "low", "close", "volume"))
@@ -57,32 +57,32 @@ def test_real_files_read_and_validate(
     assert count == rows
 
 
-def test_long_file_filtered_by_symbol(shared_data) -> None:
-    frame = read_candle_file(shared_data / LONG, symbol="solusdt")
+def test_long_file_filtered_by_symbol(shared_data_dir) -> None:
+    frame = read_candle_file(shared_data_dir / LONG, symbol="solusdt")
     assert frame["symbol"].unique().to_list() == ["SOLUSDT"] and frame.height == 696
 
 
-def test_long_file_with_an_absent_symbol_names_those_present(shared_data) -> None:
+def test_long_file_with_an_absent_symbol_names_those_present(shared_data_dir) -> None:
     with pytest.raises(SourceError, match=r"no rows for symbol LTCUSDT.*DOGEUSDT"):
-        read_candle_file(shared_data / LONG, symbol="LTCUSDT")
+        read_candle_file(shared_data_dir / LONG, symbol="LTCUSDT")
 
 
 @pytest.mark.parametrize("name", [BTC, KLINES])
-def test_a_file_without_symbol_column_needs_the_symbol(shared_data, name) -> None:
+def test_a_file_without_symbol_column_needs_the_symbol(shared_data_dir, name) -> None:
     with pytest.raises(SourceError, match="--symbol"):
-        read_candle_file(shared_data / name)
+        read_candle_file(shared_data_dir / name)
 
 
-def test_epoch_milliseconds_in_open_time_read_the_same(shared_data, tmp_path) -> None:
-    text = read_candle_file(shared_data / BTC, symbol="BTCUSDT").head(300)
+def test_epoch_milliseconds_in_open_time_read_the_same(shared_data_dir, tmp_path) -> None:
+    text = read_candle_file(shared_data_dir / BTC, symbol="BTCUSDT").head(300)
     as_ms = tmp_path / "btc_ms.csv"
     text.select("open_time", "open", "high", "low", "close", "volume").write_csv(as_ms)
     epoch = read_candle_file(as_ms, symbol="BTCUSDT")
     assert epoch.drop("source").equals(text.drop("source"))
 
 
-def test_headerless_binance_kline_csv_in_microseconds(shared_data, tmp_path) -> None:
-    klines = json.loads((shared_data / KLINES).read_text())
+def test_headerless_binance_kline_csv_in_microseconds(shared_data_dir, tmp_path) -> None:
+    klines = json.loads((shared_data_dir / KLINES).read_text())
     dump = tmp_path / "BTCUSDT-1d-2023-12.csv"  # a data.binance.vision dump since 2025: us
     dump.write_text(
         "\n".join(
@@ -95,8 +95,8 @@ def test_headerless_binance_kline_csv_in_microseconds(shared_data, tmp_path) -> 
     assert frame["close"][0] == float(klines[0][4])
 
 
-def test_gaps_do_not_change_the_inferred_interval(shared_data, tmp_path) -> None:
-    frame = read_candle_file(shared_data / ETH, symbol="ETHUSDT").head(100)
+def test_gaps_do_not_change_the_inferred_interval(shared_data_dir, tmp_path) -> None:
+    frame = read_candle_file(shared_data_dir / ETH, symbol="ETHUSDT").head(100)
     holes = frame.filter(~pl.int_range(pl.len()).is_in([10, 11, 12, 40, 41, 70]))
     path = tmp_path / "eth_with_gaps.csv"
     holes.select(
@@ -114,8 +114,8 @@ def test_gaps_do_not_change_the_inferred_interval(shared_data, tmp_path) -> None
     assert again["open_time"].to_list() == holes["open_time"].to_list()
 
 
-def test_an_explicit_interval_overrides_inference(shared_data) -> None:
-    frame = read_candle_file(shared_data / KLINES, symbol="BTCUSDT", interval="4h")
+def test_an_explicit_interval_overrides_inference(shared_data_dir) -> None:
+    frame = read_candle_file(shared_data_dir / KLINES, symbol="BTCUSDT", interval="4h")
     assert frame["interval"].unique().to_list() == ["4h"]
 
 

@@ -14,8 +14,8 @@ LABELS = {"Extreme Fear", "Fear", "Neutral", "Greed", "Extreme Greed"}
 
 
 @pytest.mark.parametrize("name", [JSON_FILE, CSV_FILE])
-def test_real_files_give_valid_messages_oldest_first(shared_data, name) -> None:
-    messages = read_fear_greed_file(shared_data / name)
+def test_real_files_give_valid_messages_oldest_first(shared_data_dir, name) -> None:
+    messages = read_fear_greed_file(shared_data_dir / name)
     assert len(messages) == 2_157
     for message in messages:
         validate_fear_greed(message)
@@ -32,9 +32,12 @@ def test_real_files_give_valid_messages_oldest_first(shared_data, name) -> None:
     assert all(t % 86_400_000 == 0 for t in times)  # daily values at midnight UTC
 
 
-def test_json_and_csv_agree(shared_data) -> None:
+def test_json_and_csv_agree(shared_data_dir) -> None:
     strip = [
-        [(m["ts"], m["value"], m["classification"]) for m in read_fear_greed_file(shared_data / n)]
+        [
+            (m["ts"], m["value"], m["classification"])
+            for m in read_fear_greed_file(shared_data_dir / n)
+        ]
         for n in (JSON_FILE, CSV_FILE)
     ]
     assert strip[0] == strip[1]

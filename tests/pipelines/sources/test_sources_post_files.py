@@ -30,8 +30,10 @@ REUTERS = "reuters_bitcoin_headlines.csv"
         (REUTERS, 2_260, "reuters", "reuters:", 1_611_907_287_633),
     ],
 )
-def test_real_files_give_valid_posts(shared_data, name, rows, platform, first_id, first_ts) -> None:
-    posts = read_posts(shared_data / name)
+def test_real_files_give_valid_posts(
+    shared_data_dir, name, rows, platform, first_id, first_ts
+) -> None:
+    posts = read_posts(shared_data_dir / name)
     assert len(posts) == rows
     assert len({p["post_id"] for p in posts}) == rows  # ids are unique
     for post in posts:
@@ -44,32 +46,32 @@ def test_real_files_give_valid_posts(shared_data, name, rows, platform, first_id
     assert sum("BTCUSDT" in p["symbols"] for p in posts) > rows // 20
 
 
-def test_tweet_stream_fields(shared_data) -> None:
-    first = next(iter_post_messages(shared_data / TWEETS))
+def test_tweet_stream_fields(shared_data_dir) -> None:
+    first = next(iter_post_messages(shared_data_dir / TWEETS))
     assert first["symbols"] == ["BTCUSDT"]  # #Bitcoin $BTC $XBT $BTCCAD
     assert (first["likes"], first["reposts"], first["followers"]) == (0, 0, 283)
     assert first["author"] is None and first["replies"] is None
     assert first["text"].startswith("#Bitcoin price in Canadian Dollar")
 
 
-def test_tweet_text_is_html_unescaped(shared_data) -> None:
-    posts = read_posts(shared_data / NEWS) + read_posts(shared_data / TWEETS)
+def test_tweet_text_is_html_unescaped(shared_data_dir) -> None:
+    posts = read_posts(shared_data_dir / NEWS) + read_posts(shared_data_dir / TWEETS)
     # ~200 raw texts hold "&amp;"; one tweet was escaped twice by the tool that posted it
     assert sum("&amp;" in p["text"] for p in posts) == 1
     assert any(" & " in p["text"] for p in posts)
 
 
-def test_account_tweets_carry_the_account_as_author(shared_data) -> None:
-    authors = {p["author"] for p in read_posts(shared_data / NEWS)}
+def test_account_tweets_carry_the_account_as_author(shared_data_dir) -> None:
+    authors = {p["author"] for p in read_posts(shared_data_dir / NEWS)}
     assert authors == {"Cointelegraph", "coindesk"}
 
 
-def test_headlines_join_title_and_subheadline_with_a_stable_id(shared_data) -> None:
-    first, *_ = read_posts(shared_data / REUTERS)
+def test_headlines_join_title_and_subheadline_with_a_stable_id(shared_data_dir) -> None:
+    first, *_ = read_posts(shared_data_dir / REUTERS)
     title = "From broker notes to memes: how the stock market went viral"
     assert first["text"].startswith(title + "\n\n")
     assert first["post_id"] == headline_post_id(1_611_907_287_633, title)
-    assert first["post_id"] == read_posts(shared_data / REUTERS)[0]["post_id"]  # re-read: same
+    assert first["post_id"] == read_posts(shared_data_dir / REUTERS)[0]["post_id"]  # re-read: same
 
 
 @pytest.mark.parametrize(

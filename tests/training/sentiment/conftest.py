@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 PHRASEBANK = "financial_phrasebank_allagree_sample300.csv"
 TINY_LABELS = {0: "positive", 1: "negative", 2: "neutral"}
 TINY_WORDS = [
@@ -18,20 +16,10 @@ TINY_WORDS = [
 ]
 
 
-def shared_data_path(name: str) -> Path:
-    """A file of ``<repo>/../shared/data``: skip when absent, fail when the data is required."""
-    path = SHARED_DATA / name
-    if path.is_file():
-        return path
-    if os.environ.get("MARKETLAKE_REQUIRE_SHARED_DATA") == "1":
-        pytest.fail(f"{path} is missing and MARKETLAKE_REQUIRE_SHARED_DATA=1")
-    pytest.skip(f"{path} is absent: a fresh clone has no ../shared/data")
-
-
 @pytest.fixture(scope="session")
-def phrasebank_csv() -> Path:
+def phrasebank_csv(shared_data: Callable[[str], Path]) -> Path:
     """The 300-sentence Financial PhraseBank sample (evaluation only: CC BY-NC-SA 3.0)."""
-    return shared_data_path(PHRASEBANK)
+    return shared_data(PHRASEBANK)
 
 
 def save_tiny_bert(directory: Path, *, id2label: dict[int, str] | None = None) -> Path:
