@@ -7,7 +7,6 @@ same functions on schedules and sensors.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -16,16 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipelines.command_line import add_command
 from warehouse.errors import MarketlakeError
 from warehouse.settings import Settings, apply_tool_homes, load_settings
 
 log = logging.getLogger("marketlake")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
 
 
 # -- broker -------------------------------------------------------------------------------------
@@ -138,9 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, handler: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(handler=handler)
-        return command
+        return add_command(sub, name, handler, help_text)
 
     broker = add("broker", cmd_broker, "start, stop or show the embedded Kafka-compatible broker")
     broker.add_argument("action", choices=["start", "stop", "status"])

@@ -13,19 +13,14 @@ from datetime import datetime
 
 import polars as pl
 
+from training.predictions import PREDICTION_SCHEMA
 from warehouse.errors import MarketlakeError
 from warehouse.lake import TableLocation, append
 
 log = logging.getLogger(__name__)
 
 SERVED_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "ts": pl.Datetime("us", "UTC"),
-    "horizon_hours": pl.Int32(),
-    "predicted_return": pl.Float64(),
-    "direction_probability": pl.Float64(),
-    "model_name": pl.String(),
-    "model_version": pl.Int64(),
+    **{name: kind for name, kind in PREDICTION_SCHEMA.items() if name != "predicted_at"},
     "served_at": pl.Datetime("us", "UTC"),
 }
 """One row per answered request; ``ts`` is the feature time the prediction used."""

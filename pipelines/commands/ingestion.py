@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import threading
 from pathlib import Path
 from typing import Any
 
+from pipelines.command_line import add_command, print_json
 from warehouse.errors import ConfigError
 from warehouse.settings import Settings
 
 PRODUCE_KINDS = ("candles", "tickers", "posts", "fear-greed")
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
 
 
 def _stop_on_signals() -> threading.Event:
@@ -77,7 +73,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     else:
         reports = [ingest_topic(settings, topics[0], max_records=args.max_records)]
     if args.json:
-        _print_json([r.to_dict() for r in reports] if args.all else reports[0].to_dict())
+        print_json([r.to_dict() for r in reports] if args.all else reports[0].to_dict())
         return 0
     for report in reports:
         print(
@@ -89,15 +85,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
-    command = sub.add_parser(name, help=help_text, description=help_text)
-    command.set_defaults(handler=handler)
-    return command
-
-
 def register(sub: Any) -> None:
     """Add this module's subcommands to the ``marketlake`` parser."""
-    produce = _add(sub, "produce", cmd_produce, "send market data, posts or the index into Kafka")
+    produce = add_command(
+        sub, "produce", cmd_produce, "send market data, posts or the index into Kafka"
+    )
     produce.add_argument("kind", choices=PRODUCE_KINDS)
     produce.add_argument(
         "--file",
@@ -110,19 +102,25 @@ def register(sub: Any) -> None:
     produce.add_argument("--follow", action="store_true", help="with --live: keep polling")
     produce.add_argument("--every", type=float, default=60.0, help="--follow period, s (60)")
     produce.add_argument("--simulate", action="store_true", help="generate GARCH-t candles")
-    produce.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT")
-    produce.add_argument("--hours", type=int, default=24 * 90)
-    produce.add_argument("--seed", type=int, default=7)
+    produce.add_argument(
+        "--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT", help="--simulate: comma-separated pairs"
+    )
+    produce.add_argument("--hours", type=int, default=24 * 90, help="--simulate: bars per symbol")
+    produce.add_argument("--seed", type=int, default=7, help="--simulate: random seed (7)")
 
-    backfill = _add(sub, "backfill", cmd_backfill, "page candle history from an API into Kafka")
+    backfill = add_command(
+        sub, "backfill", cmd_backfill, "page candle history from an API into Kafka"
+    )
     backfill.add_argument("--source", choices=["binance", "coingecko"], required=True)
     backfill.add_argument("--symbols", required=True, help="pairs, e.g. BTCUSDT,ETHUSDT")
     backfill.add_argument("--since", required=True, help="first day, YYYY-MM-DD (UTC)")
     backfill.add_argument("--interval", default="1h", help="candle interval (1h)")
 
-    ingest = _add(sub, "ingest", cmd_ingest, "land what Kafka holds into bronze, exactly once")
+    ingest = add_command(
+        sub, "ingest", cmd_ingest, "land what Kafka holds into bronze, exactly once"
+    )
     which = ingest.add_mutually_exclusive_group()
-    which.add_argument("--topic", default="market.candles")
+    which.add_argument("--topic", default="market.candles", help="one topic (market.candles)")
     which.add_argument("--all", action="store_true", help="every topic")
     ingest.add_argument("--follow", action="store_true", help="keep landing as records arrive")
     ingest.add_argument("--max-records", type=int, default=None)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from pipelines.command_line import add_command, print_json
 from warehouse.errors import MarketlakeError
 from warehouse.settings import Settings
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -28,7 +24,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         progress=not args.json,
     )
     if args.json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return 0
     print(
         f"registered {result.model_name} version {result.model_version} (run {result.run_id}); "
@@ -58,7 +54,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "list":
         versions = list_versions(client, MODEL_NAME)
         if args.json:
-            _print_json([v.__dict__ for v in versions])
+            print_json([v.__dict__ for v in versions])
             return 0
         if not versions:
             print(f"no versions of {MODEL_NAME} yet: run `marketlake train`")
@@ -76,20 +72,16 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
-    command = sub.add_parser(name, help=help_text, description=help_text)
-    command.set_defaults(handler=handler)
-    return command
-
-
 def register(sub: Any) -> None:
     """Add this module's subcommands to the ``marketlake`` parser."""
-    train = _add(sub, "train", cmd_train, "train, evaluate and register the price model")
+    train = add_command(sub, "train", cmd_train, "train, evaluate and register the price model")
     train.add_argument("--config", help="YAML training config (see training/config.py)")
     train.add_argument("--max-epochs", type=int, default=None)
     train.add_argument("--json", action="store_true")
 
-    models = _add(sub, "models", cmd_models, "list, promote or roll back registered price models")
+    models = add_command(
+        sub, "models", cmd_models, "list, promote or roll back registered price models"
+    )
     models.add_argument("action", choices=["list", "promote", "rollback"])
     models.add_argument("version", nargs="?", type=int)
     models.add_argument("--json", action="store_true")
