@@ -89,8 +89,10 @@ def append_exactly_once(
     """
     # Check and commit against ONE snapshot: the commit is attempted at exactly the next version
     # with no delta-rs retries, so a writer that committed in between makes this attempt fail,
-    # never both land. A failed attempt is retried (against a fresh snapshot, checked again) only
-    # when the stored versions did not move: the other commit was not an ingest (a compaction).
+    # never both land. A writer that found no table creates it with mode "error", so it fails
+    # when another writer created it in between instead of appending to it unchecked. A failed
+    # attempt is retried (against a fresh snapshot, checked again) only when the stored versions
+    # did not move: the other commit was not an ingest (a compaction).
     properties = CommitProperties(
         app_transactions=[Transaction(app_id, version) for app_id, version in transactions.items()],
         custom_metadata=dict(metadata or {}),
@@ -104,7 +106,7 @@ def append_exactly_once(
             write_deltalake(
                 snapshot if snapshot is not None else location.uri,
                 data,
-                mode="append",
+                mode="append" if snapshot is not None else "error",
                 partition_by=list(partition_by) if partition_by else None,
                 storage_options=location.options(),
                 commit_properties=properties,
@@ -112,15 +114,17 @@ def append_exactly_once(
         except (CommitFailedError, DeltaProtocolError) as exc:
             if attempt == COMMIT_ATTEMPTS:
                 raise CommitConflictError(
-                    f"{location.uri}: commit conflict after {attempt} attempts, nothing written: "
-                    f"{exc}"
+                    f"{location.uri}: commit conflict after {attempt} attempts, "
+                    f"nothing was written: {exc}"
                 ) from exc
             continue
         except DeltaError as exc:
             if "already exists" in str(exc) or "onflict" in str(exc):
                 if attempt < COMMIT_ATTEMPTS:
                     continue
-                raise CommitConflictError(f"{location.uri}: commit conflict: {exc}") from exc
+                raise CommitConflictError(
+                    f"{location.uri}: commit conflict, nothing was written: {exc}"
+                ) from exc
             raise LakeError(f"cannot append to {location.uri}: {exc}") from exc
         # no retries inside delta-rs: the commit is exactly the version after the one we read
         return read_version + 1 if read_version is not None else _created_version(location)
