@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +29,30 @@ class RequestError(MarketlakeError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+SymbolName = Annotated[str, Field(min_length=1, max_length=32)]
+"""A symbol in a request body (matched trimmed and upper-cased)."""
+
+
+def select_symbols(requested: Sequence[str] | None, served: Sequence[str]) -> list[str]:
+    """The requested symbols (trimmed, upper-cased, first occurrence kept), or all ``served``.
+
+    Raises:
+        RequestError: on field ``symbols``, naming every symbol not in ``served``.
+    """
+    if requested is None:
+        return list(served)
+    wanted = list(dict.fromkeys(s.strip().upper() for s in requested))
+    known = set(served)
+    unknown = [s for s in wanted if s not in known]
+    if unknown:
+        raise RequestError(
+            "symbols",
+            f"unknown symbol(s) {', '.join(repr(s) for s in unknown)}; "
+            f"known symbols: {', '.join(sorted(known))}",
+        )
+    return wanted
 
 
 class PredictRequest(BaseModel):
@@ -90,18 +116,22 @@ class PricePredictionService:
         return self.model.predictor.horizons
 
     def symbols(self) -> list[str]:
-        return sorted(self._predictions()["symbol"].to_list())
+        return sorted(self.latest()["symbol"].to_list())
+
+    def require_horizon(self, horizon: int) -> None:
+        """Raise :class:`RequestError` on ``horizon`` unless the model predicts it."""
+        if horizon not in self.horizons:
+            raise RequestError(
+                "horizon",
+                f"horizon {horizon} is not served; choose one of "
+                f"{', '.join(str(h) for h in self.horizons)} (hours)",
+            )
 
     def predict(self, request: PredictRequest) -> PredictResponse:
         """Answer one request; raise :class:`RequestError` naming a bad field."""
-        if request.horizon not in self.horizons:
-            raise RequestError(
-                "horizon",
-                f"horizon {request.horizon} is not served; choose one of "
-                f"{', '.join(str(h) for h in self.horizons)} (hours)",
-            )
+        self.require_horizon(request.horizon)
         symbol = request.symbol.strip().upper()
-        latest = self._predictions()
+        latest = self.latest()
         row = latest.filter(pl.col("symbol") == symbol)
         if row.is_empty():
             known = ", ".join(latest["symbol"].sort().to_list())
@@ -132,7 +162,9 @@ class PricePredictionService:
             )
         return response
 
-    def _predictions(self) -> pl.DataFrame:
+    def latest(self) -> pl.DataFrame:
+        """The latest prediction per symbol: ``symbol, ts`` and one return and probability column
+        per horizon (``predicted_return_{h}h``, ``direction_probability_{h}h``)."""
         with self._lock:
             now = time.monotonic()
             cached = self._latest

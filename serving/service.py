@@ -1,43 +1,75 @@
-"""The BentoML service: ``POST /predict`` from the champion price model.
+"""The BentoML service: predictions, trading signals, text sentiment and market prices.
 
-Started by ``marketlake serve`` (``bentoml serve serving.service:MarketlakeService``). It loads the
-``champion`` of ``marketlake-price`` once, at start-up, and reads the lake and the registry named
-by the same environment variables as every other command.
+Started by ``marketlake serve`` (``bentoml serve serving.service:MarketlakeService``). At start-up
+it loads the ``champion`` of ``marketlake-price`` and the sentiment model once, and reads the lake
+and the registry named by the same environment variables as every other command. Routes:
+``POST /predict``, ``/signals``, ``/sentiment`` and ``/market``; BentoML adds the probes
+(``/livez``, ``/healthz``, ``/readyz``) and ``/metrics``. With ``MARKETLAKE_API_TOKEN`` set, every
+route but the probes and the metrics needs ``Authorization: Bearer <token>``.
+
+The logic lives in plain modules (``serving/predictions.py``, ``signals.py``,
+``text_sentiment.py``, ``market.py``, ``auth.py``); this class only wires them to HTTP.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from typing import Annotated, Literal
 
 import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound
 from pydantic import Field
 
+from serving.auth import PUBLIC_PATHS, BearerAuthMiddleware
+from serving.market import MarketRequest, MarketResponse, MarketService
 from serving.prediction_log import PredictionLog
 from serving.predictions import (
     PredictRequest,
     PredictResponse,
     PricePredictionService,
     RequestError,
+    SymbolName,
 )
+from serving.signals import SignalService, SignalsRequest, SignalsResponse
+from serving.text_sentiment import SentimentRequest, SentimentResponse, TextSentimentService
 from training.config import MODEL_NAME
 from training.registry import load_registered
+from training.sentiment import load_sentiment_model
 from warehouse.catalog import GOLD_SERVED_PREDICTIONS
 from warehouse.lake import Lake
 from warehouse.settings import apply_tool_homes, load_settings
 
+logger = logging.getLogger("bentoml.marketlake")
+
+
+def _http_error(exc: RequestError) -> Exception:
+    """404 for symbols the service does not hold, 400 for any other bad field."""
+    if exc.field in ("symbol", "symbols"):
+        return NotFound(f"{exc.field}: {exc}")
+    return InvalidArgument(f"{exc.field}: {exc}")
+
 
 @bentoml.service(name="marketlake", traffic={"timeout": 30})
 class MarketlakeService:
-    """Price predictions per symbol and horizon, with the model version that made them."""
+    """Price predictions, signals, sentiment and market prices from the lake and the registry."""
 
     def __init__(self) -> None:
         settings = load_settings()
         apply_tool_homes(settings)
+        if settings.api_token is None:
+            logger.warning(
+                "MARKETLAKE_API_TOKEN is not set: every route is open; set it to require "
+                "'Authorization: Bearer <token>' on all routes but %s",
+                ", ".join(sorted(PUBLIC_PATHS)),
+            )
         model = load_registered(settings.mlflow_tracking_uri, MODEL_NAME)
         lake = Lake(settings.lake_uri, settings.storage_options)
         self.prediction_log = PredictionLog(lake.location(GOLD_SERVED_PREDICTIONS))
         self.predictions = PricePredictionService(model, lake, prediction_log=self.prediction_log)
+        self.signal_service = SignalService(self.predictions)
+        self.sentiment = TextSentimentService(load_sentiment_model(settings.sentiment_model))
+        self.market_service = MarketService(lake)
+        logger.info("sentiment model: %s", self.sentiment.model.name)
 
     @bentoml.on_shutdown
     def write_prediction_log(self) -> None:
@@ -54,6 +86,45 @@ class MarketlakeService:
         try:
             return self.predictions.predict(PredictRequest(symbol=symbol, horizon=horizon))
         except RequestError as exc:
-            if exc.field == "symbol":
-                raise NotFound(f"symbol: {exc}") from exc
-            raise InvalidArgument(f"{exc.field}: {exc}") from exc
+            raise _http_error(exc) from exc
+
+    @bentoml.api(route="/signals", input_spec=SignalsRequest)  # extra="forbid"
+    def signals(
+        self,
+        symbols: list[SymbolName] | None = None,
+        horizon: int = 1,
+        long_threshold: float = 0.55,
+        short_threshold: float = 0.45,
+        mode: Literal["long_short", "long_flat"] = "long_short",
+    ) -> SignalsResponse:
+        """Long, flat or short per symbol, by the backtest's threshold rule."""
+        request = SignalsRequest(
+            symbols=symbols,
+            horizon=horizon,
+            long_threshold=long_threshold,
+            short_threshold=short_threshold,
+            mode=mode,
+        )
+        try:
+            return self.signal_service.signals(request)
+        except RequestError as exc:
+            raise _http_error(exc) from exc
+
+    @bentoml.api(route="/sentiment", input_spec=SentimentRequest)  # extra="forbid"
+    def sentiment_scores(self, texts: list[str]) -> SentimentResponse:
+        """Score, label and confidence of each text, and the model that scored them."""
+        return self.sentiment.score(SentimentRequest(texts=texts))
+
+    @bentoml.api(route="/market", input_spec=MarketRequest)  # extra="forbid"
+    def market(self, symbols: list[SymbolName] | None = None) -> MarketResponse:
+        """Latest price and 24 h change, volatility and volume per symbol; Fear & Greed; summary."""
+        try:
+            return self.market_service.market(MarketRequest(symbols=symbols))
+        except RequestError as exc:
+            raise _http_error(exc) from exc
+
+
+# mypy keeps the class type through the decorator; at run time this is a bentoml Service.
+MarketlakeService.add_asgi_middleware(  # type: ignore[attr-defined]
+    BearerAuthMiddleware, token=load_settings().api_token
+)

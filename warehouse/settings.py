@@ -52,6 +52,12 @@ class Settings:
         mlflow_tracking_uri: ``MLFLOW_TRACKING_URI``, default sqlite under the home.
         storage_options: Delta storage options for an ``s3://`` lake, from the AWS_* variables.
         sources: the remote API roots (see :class:`SourceEndpoints`).
+        api_token: ``MARKETLAKE_API_TOKEN``, the bearer token every HTTP route of the service
+            except the health probes and ``/metrics`` requires; ``None`` (default, unset or
+            empty): the service is open. Left out of ``repr``.
+        sentiment_model: ``MARKETLAKE_SENTIMENT_MODEL``, the model ``/sentiment`` of the service
+            uses: ``auto`` (default: FinBERT when its weights are on this machine, else the
+            offline lexicon), ``finbert`` or ``lexicon``.
     """
 
     home: Path
@@ -60,6 +66,8 @@ class Settings:
     mlflow_tracking_uri: str
     storage_options: dict[str, str] = field(default_factory=dict)
     sources: SourceEndpoints = field(default_factory=SourceEndpoints)
+    api_token: str | None = field(default=None, repr=False)
+    sentiment_model: str = "auto"
 
     @property
     def dagster_home(self) -> Path:
@@ -105,6 +113,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mlflow_tracking_uri=mlflow_uri,
         storage_options=storage_options,
         sources=sources,
+        api_token=(env.get("MARKETLAKE_API_TOKEN") or "").strip() or None,
+        sentiment_model=(env.get("MARKETLAKE_SENTIMENT_MODEL") or "auto").strip().lower(),
     )
 
 

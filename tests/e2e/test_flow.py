@@ -25,6 +25,8 @@ from warehouse.lake import Lake, read_table, table_version
 pytestmark = pytest.mark.e2e
 
 MARKETLAKE = str(Path(sys.executable).with_name("marketlake"))
+TOKEN = "e2e-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,8 @@ def served(flow_env: dict[str, str]) -> Iterator[str]:
     assert "gold/features" in out and "ml/price_model" in out
     port = free_port()
     home = Path(flow_env["MARKETLAKE_HOME"])
-    process = start_service(port, log_path=home / "serve.log", env=flow_env)
+    serve_env = {**flow_env, "MARKETLAKE_API_TOKEN": TOKEN}
+    process = start_service(port, log_path=home / "serve.log", env=serve_env)
     try:
         wait_ready(f"http://127.0.0.1:{port}", process, timeout_s=180)
         yield f"http://127.0.0.1:{port}"
@@ -80,7 +83,9 @@ def served(flow_env: dict[str, str]) -> Iterator[str]:
 
 
 def test_predict_answers_from_the_champion(served: str) -> None:
-    answer = httpx.post(f"{served}/predict", json={"symbol": "ethusdt", "horizon": 2}, timeout=30)
+    answer = httpx.post(
+        f"{served}/predict", json={"symbol": "ethusdt", "horizon": 2}, headers=AUTH, timeout=30
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["symbol"] == "ETHUSDT" and body["horizon_hours"] == 2
@@ -103,13 +108,15 @@ def test_predict_answers_from_the_champion(served: str) -> None:
 def test_bad_requests_get_a_4xx_naming_the_field(
     served: str, request_body: dict[str, object], status: int, named: str
 ) -> None:
-    answer = httpx.post(f"{served}/predict", json=request_body, timeout=30)
+    answer = httpx.post(f"{served}/predict", json=request_body, headers=AUTH, timeout=30)
     assert answer.status_code == status, answer.text
     assert named in answer.text
 
 
 def test_served_predictions_are_logged_to_the_lake(served: str, flow_env: dict[str, str]) -> None:
-    answer = httpx.post(f"{served}/predict", json={"symbol": "BTCUSDT", "horizon": 4}, timeout=30)
+    answer = httpx.post(
+        f"{served}/predict", json={"symbol": "BTCUSDT", "horizon": 4}, headers=AUTH, timeout=30
+    )
     assert answer.status_code == 200
     location = Lake(str(Path(flow_env["MARKETLAKE_HOME"]) / "lake")).location(
         GOLD_SERVED_PREDICTIONS
@@ -126,3 +133,35 @@ def test_models_list_shows_the_champion(flow_env: dict[str, str], served: str) -
     listing = json.loads(run_cli(flow_env, "models", "list", "--json"))
     assert [v["version"] for v in listing] == [1]
     assert "champion" in listing[0]["aliases"]
+
+
+def test_signals_follow_the_thresholds(served: str) -> None:
+    body = {"horizon": 1, "long_threshold": 0.5, "short_threshold": 0.4999}
+    answer = httpx.post(f"{served}/signals", json=body, headers=AUTH, timeout=30)
+    assert answer.status_code == 200, answer.text
+    signals = answer.json()["signals"]
+    assert [s["symbol"] for s in signals] == ["BTCUSDT", "ETHUSDT"]
+    for signal in signals:
+        p = signal["direction_probability"]
+        assert signal["signal"] == ("long" if p >= 0.5 else "short" if p <= 0.4999 else "flat")
+
+
+def test_sentiment_scores_each_text(served: str) -> None:
+    texts = ["Bitcoin soars to a record high", "Exchange hacked, prices crash"]
+    answer = httpx.post(f"{served}/sentiment", json={"texts": texts}, headers=AUTH, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert [r["label"] for r in answer.json()["results"]] == ["positive", "negative"]
+
+
+def test_market_shows_the_latest_prices(served: str) -> None:
+    answer = httpx.post(f"{served}/market", json={}, headers=AUTH, timeout=30)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [p["symbol"] for p in body["prices"]] == ["BTCUSDT", "ETHUSDT"]
+    assert body["summary"]["symbols"] == 2 and body["fear_greed"] is None
+
+
+def test_routes_need_the_token_but_metrics_do_not(served: str) -> None:
+    refused = httpx.post(f"{served}/market", json={}, timeout=30)
+    assert refused.status_code == 401 and "bearer token" in refused.json()["error"]
+    assert httpx.get(f"{served}/metrics", timeout=30).status_code == 200

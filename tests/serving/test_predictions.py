@@ -2,62 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
 from serving.prediction_log import PredictionLog
 from serving.predictions import PredictRequest, PricePredictionService, RequestError
-from training.config import TrainConfig
-from training.registry import load_registered
-from training.train import train_price_model
+from training.registry import LoadedModel
 from warehouse.catalog import GOLD_FEATURES, GOLD_SERVED_PREDICTIONS
 from warehouse.lake import Lake, overwrite, read_table
 
 
-def _gold(hours: int, seed: int = 0) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    frames = []
-    for symbol in ("AAAUSDT", "BBBUSDT"):
-        returns = 0.01 * rng.normal(size=hours)
-        frames.append(
-            pl.DataFrame(
-                {
-                    "symbol": symbol,
-                    "ts": [start + timedelta(hours=i) for i in range(hours)],
-                    "return_1h": rng.normal(size=hours),
-                    "rsi_14h": rng.normal(size=hours),
-                    "target_return_1h": returns,
-                    "target_direction_1h": (returns > 0).astype(np.int8),
-                }
-            )
-        )
-    return pl.concat(frames).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
-
-
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> tuple[PricePredictionService, Lake]:
-    tmp = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    config = TrainConfig(horizons=(1,), sequence_length=6, hidden_size=8, max_epochs=1)
-    gold = _gold(300)
-    train_price_model(
-        gold,
-        config,
-        feature_candidates=["return_1h", "rsi_14h"],
-        tracking_uri=uri,
-        artifacts=Path(tmp / "art"),
-        progress=False,
-    )
-    lake = Lake(str(tmp / "lake"))
-    overwrite(lake.location(GOLD_FEATURES), gold)
+def service(
+    registered_model: LoadedModel,
+    gold_frame: Callable[..., pl.DataFrame],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[PricePredictionService, Lake]:
+    lake = Lake(str(tmp_path_factory.mktemp("serving") / "lake"))
+    overwrite(lake.location(GOLD_FEATURES), gold_frame(300))
     served = PredictionLog(lake.location(GOLD_SERVED_PREDICTIONS), flush_s=None)
-    model = load_registered(uri, config.model_name)
-    return PricePredictionService(model, lake, refresh_s=0, prediction_log=served), lake
+    return PricePredictionService(registered_model, lake, refresh_s=0, prediction_log=served), lake
 
 
 def test_predicts_from_the_latest_gold_row(service: tuple[PricePredictionService, Lake]) -> None:
@@ -94,9 +61,9 @@ def test_requests_for_unknown_things_name_the_field(
 
 
 def test_new_gold_rows_are_picked_up_without_a_restart(
-    service: tuple[PricePredictionService, Lake],
+    service: tuple[PricePredictionService, Lake], gold_frame: Callable[..., pl.DataFrame]
 ) -> None:
     predictions, lake = service
-    overwrite(lake.location(GOLD_FEATURES), _gold(320, seed=1))
+    overwrite(lake.location(GOLD_FEATURES), gold_frame(320, seed=1))
     answer = predictions.predict(PredictRequest(symbol="BBBUSDT", horizon=1))
     assert answer.feature_time == datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=319)

@@ -1,0 +1,62 @@
+"""Serving fixtures: one small price model trained and registered once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from training.config import TrainConfig
+from training.registry import LoadedModel, load_registered
+from training.train import train_price_model
+
+GOLD_START = datetime(2024, 1, 1, tzinfo=UTC)
+GOLD_SYMBOLS = ("AAAUSDT", "BBBUSDT")
+
+
+def synthetic_gold(hours: int, seed: int = 0) -> pl.DataFrame:
+    """Two symbols of random features and 1 h targets, hourly from GOLD_START."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for symbol in GOLD_SYMBOLS:
+        returns = 0.01 * rng.normal(size=hours)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "symbol": symbol,
+                    "ts": [GOLD_START + timedelta(hours=i) for i in range(hours)],
+                    "return_1h": rng.normal(size=hours),
+                    "rsi_14h": rng.normal(size=hours),
+                    "target_return_1h": returns,
+                    "target_direction_1h": (returns > 0).astype(np.int8),
+                }
+            )
+        )
+    return pl.concat(frames).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
+
+
+@pytest.fixture(scope="session")
+def gold_frame() -> Callable[..., pl.DataFrame]:
+    """:func:`synthetic_gold`: ``gold_frame(hours, seed=0)``."""
+    return synthetic_gold
+
+
+@pytest.fixture(scope="session")
+def registered_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    """A 1 h model (features return_1h, rsi_14h) trained one epoch and loaded from MLflow."""
+    tmp = tmp_path_factory.mktemp("serving-model")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    config = TrainConfig(horizons=(1,), sequence_length=6, hidden_size=8, max_epochs=1)
+    train_price_model(
+        synthetic_gold(300),
+        config,
+        feature_candidates=["return_1h", "rsi_14h"],
+        tracking_uri=uri,
+        artifacts=Path(tmp / "art"),
+        progress=False,
+    )
+    return load_registered(uri, config.model_name)
