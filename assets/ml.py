@@ -7,6 +7,8 @@
   it runs again whenever gold or the model is updated.
 - ``ml/live_accuracy``: stored predictions joined with the realised outcomes, per model version
   and horizon with 95 % intervals; eager after each prediction batch.
+- ``ml/served_live_accuracy``: the same scores for what the HTTP service answered
+  (``gold/served_predictions``), each distinct prediction once; eager after each gold update.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the context and config
@@ -24,11 +26,13 @@ from training.jobs import (
     train_from_lake,
     walk_forward_from_lake,
 )
+from training.predictions import SERVED_KEY, served_live_accuracy_from_lake
 
 PRICE_MODEL_KEY = dg.AssetKey(["ml", "price_model"])
 EVALUATION_KEY = dg.AssetKey(["ml", "evaluation"])
 PREDICTIONS_KEY = dg.AssetKey(["ml", "predictions"])
 LIVE_ACCURACY_KEY = dg.AssetKey(["ml", "live_accuracy"])
+SERVED_LIVE_ACCURACY_KEY = dg.AssetKey(["ml", "served_live_accuracy"])
 WEEKLY_CRON = "0 3 * * 1"
 DAILY_TRAINING_CRON = "0 4 * * *"
 """Mondays 03:00 UTC: the walk-forward evaluation's schedule."""
@@ -163,9 +167,41 @@ def live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult:
     table = result.table
     return dg.MaterializeResult(
         metadata={
+            "source": "gold/predictions",
             "scored": int(table["n"].sum()),
             "pending": int(table["pending"].sum()),
-            "accuracy": dg.MetadataValue.md(_table_markdown(table)),
+            "accuracy": dg.MetadataValue.md(result.markdown()),
+        }
+    )
+
+
+@dg.asset(
+    key=SERVED_LIVE_ACCURACY_KEY,
+    deps=[GOLD_FEATURES_KEY],
+    group_name="ml",
+    required_resource_keys={"lake"},
+    kinds={"polars"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def served_live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult:
+    """Realised directional accuracy of the predictions the HTTP service answered."""
+    result = served_live_accuracy_from_lake(context.resources.lake.lake())
+    if result is None:
+        reason = "gold/served_predictions does not exist yet: the service has answered nothing"
+        context.log.info("served live accuracy skipped: %s", reason)
+        return dg.MaterializeResult(
+            metadata={"source": "gold/served_predictions", "skipped": reason}
+        )
+    table = result.table
+    return dg.MaterializeResult(
+        metadata={
+            "source": "gold/served_predictions",
+            "served_rows": result.rows,
+            "duplicates_dropped": result.duplicates_dropped,
+            "deduplicated_on": ", ".join(SERVED_KEY) + " (the first served row is kept)",
+            "scored": int(table["n"].sum()),
+            "pending": int(table["pending"].sum()),
+            "accuracy": dg.MetadataValue.md(result.markdown()),
         }
     )
 
@@ -185,18 +221,6 @@ def _accuracy_markdown(horizons: dict) -> str:
                 f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}] |"
             )
     return "\n".join(lines)
-
-
-def _table_markdown(table) -> str:  # a polars DataFrame
-    columns = table.columns
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in table.iter_rows():
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 training_job = dg.define_asset_job(

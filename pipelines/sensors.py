@@ -3,15 +3,25 @@
 One sensor and one job per topic (``candles_lag_sensor`` -> ``ingest_candles`` ...). The run key
 names the table and the offset each partition starts from, so a lag that has not moved never
 requests a second run; the run lands at most :data:`MAX_RUN_RECORDS` records.
+
+The embedded broker reports a partition's end offset as the first offset of its last producer
+batch + 1, so once a bounded run stops inside that batch the reported end is not beyond the
+stored offsets although records wait there. When the reported offsets show no lag, the sensor
+therefore reads from the stored offsets itself (:func:`records_beyond`, at most
+:data:`PROBE_TIMEOUT_S`) before it says the topic is caught up.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the context and config
 # annotations at definition time and does not resolve string annotations.
 
 import json
+import time
+from collections.abc import Mapping
 
 import dagster as dg
 from dagster import SensorEvaluationContext
+from kafka import TopicPartition
+from kafka.errors import KafkaError
 
 from assets.bronze import (
     BRONZE_CANDLES_KEY,
@@ -19,22 +29,72 @@ from assets.bronze import (
     BRONZE_POSTS_KEY,
     BRONZE_TICKERS_KEY,
 )
+from pipelines.kafka_io import make_consumer
 from pipelines.resources import KafkaResource, LakeResource
-from warehouse.errors import MarketlakeError
+from warehouse.errors import BrokerError, MarketlakeError
 from warehouse.topics import CANDLES, FEAR_GREED, POSTS, TICKERS, TOPICS
 
 MAX_RUN_RECORDS = 1_000_000
 """Upper bound of one sensor-requested run; the next evaluation requests the rest."""
+
+PROBE_TIMEOUT_S = 2.0
+"""How long an evaluation that sees no lag in the reported end offsets waits for a record at
+the stored offsets (the whole wait only when there is none)."""
 
 
 def lag_run_key(table: str, ranges: dict[int, tuple[int, int]]) -> str:
     """Run key of an ingest run: the table and, per partition, the offset range it was asked for.
 
     ``partition@start..end``: ``start`` is the stored offset + 1, ``end`` the broker's end
-    offset when the sensor looked (exclusive; a lower bound on the embedded broker). The run
+    offset when the sensor looked, or one past the first record the sensor found at ``start``
+    when the broker reported no more (exclusive; a lower bound on the embedded broker). The run
     lands from ``start`` until caught up, at most ``MAX_RUN_RECORDS`` records.
     """
     return table + ":" + ",".join(f"{p}@{s}..{e}" for p, (s, e) in sorted(ranges.items()))
+
+
+def records_beyond(
+    bootstrap: str, topic: str, next_offsets: Mapping[int, int], *, timeout_s: float
+) -> dict[int, int]:
+    """The partitions of ``topic`` holding a record at or after their ``next_offsets``.
+
+    Args:
+        bootstrap: the Kafka bootstrap address.
+        topic: the topic.
+        next_offsets: partition -> the first offset not landed yet.
+        timeout_s: the longest wait for a first record.
+
+    Returns:
+        partition -> the offset of the first such record + 1, for the partitions seen in the
+        first fetch that returned any; empty when none came within ``timeout_s``.
+
+    Raises:
+        BrokerError: the broker did not answer.
+    """
+    if not next_offsets:
+        return {}
+    consumer = make_consumer(
+        bootstrap, max_poll_records=500, fetch_max_bytes=4 << 20, max_partition_fetch_bytes=1 << 20
+    )
+    try:
+        assignment = [TopicPartition(topic, p) for p in sorted(next_offsets)]
+        consumer.assign(assignment)
+        for tp in assignment:
+            consumer.seek(tp, next_offsets[tp.partition])
+        found: dict[int, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while not found and (left := deadline - time.monotonic()) > 0:
+            polled = consumer.poll(timeout_ms=max(1, int(left * 1000)))
+            for tp, records in polled.items():
+                # a reset after a lost log may hand back offsets below the stored ones
+                ahead = [r.offset for r in records if r.offset >= next_offsets[tp.partition]]
+                if ahead:
+                    found[tp.partition] = min(ahead) + 1
+        return found
+    except KafkaError as exc:
+        raise BrokerError(f"cannot read {topic} at {bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
 
 
 def lag_run_request(
@@ -44,6 +104,14 @@ def lag_run_request(
     spec = TOPICS[topic]
     try:
         lag = kafka.lag(spec, lake.lake())
+        if all(end <= start for start, end in lag.values()):
+            found = records_beyond(
+                kafka.bootstrap_address(),
+                spec.topic,
+                {p: start for p, (start, _) in lag.items()},
+                timeout_s=PROBE_TIMEOUT_S,
+            )
+            lag = {p: (start, max(end, found.get(p, end))) for p, (start, end) in lag.items()}
     except MarketlakeError as exc:
         return dg.SkipReason(f"cannot read the lag of {spec.topic}: {exc}")
     behind = {p: end - start for p, (start, end) in lag.items() if end > start}

@@ -1,5 +1,8 @@
 """Batch predictions into ``gold/predictions`` and their live accuracy once outcomes are known.
 
+The same scoring serves the predictions the HTTP service answered (``gold/served_predictions``,
+see :func:`served_live_accuracy`), after dropping repeats of the same question.
+
 A prediction row is one (symbol, ts, horizon) of one model version: ``ts`` is the hour of the last
 feature row the model used (the prediction is for the move from that candle's close to the close
 ``horizon_hours`` later), so it joins the gold targets of the same ``(symbol, ts)``.
@@ -20,8 +23,9 @@ import polars as pl
 from training.dataset import datetime_bounds
 from training.metrics import wilson_interval
 from training.predictor import PricePredictor
+from warehouse.catalog import GOLD_FEATURES, GOLD_SERVED_PREDICTIONS
 from warehouse.errors import DataError
-from warehouse.lake import TableLocation, open_table, overwrite
+from warehouse.lake import Lake, TableLocation, open_table, overwrite, read_table
 
 PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -153,17 +157,51 @@ def store_predictions(location: TableLocation, rows: pl.DataFrame) -> int | None
     )
 
 
+SERVED_KEY = ("model_name", "model_version", "symbol", "ts", "horizon_hours")
+"""A served prediction is the same prediction when these match (many clients ask the same)."""
+
+
 @dataclass(frozen=True)
 class LiveAccuracy:
-    """Realised directional accuracy of stored predictions, per model version and horizon."""
+    """Realised directional accuracy of stored predictions, per model version and horizon.
+
+    Attributes:
+        table: one row per ``(model_name, model_version, horizon_hours)``; see
+            :func:`live_accuracy`.
+        rows: prediction rows read (before de-duplication); default 0.
+        duplicates_dropped: rows dropped as repeats of the same prediction; default 0.
+    """
 
     table: pl.DataFrame
+    rows: int = 0
+    duplicates_dropped: int = 0
 
     def to_records(self) -> list[dict[str, Any]]:
         return [
             {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
             for row in self.table.iter_rows(named=True)
         ]
+
+    def markdown(self) -> str:
+        """A Markdown table, one line per model version and horizon: scored and pending
+        predictions, directional accuracy with its 95 % Wilson interval, and the MAE of the
+        predicted return (``-`` where nothing is scored yet)."""
+        lines = [
+            "| model | horizon | n | pending | directional accuracy | 95% CI | MAE |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in self.table.iter_rows(named=True):
+            scored = row["n"] > 0
+            accuracy = f"{row['directional_accuracy']:.3f}" if scored else "-"
+            interval = f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]" if scored else "-"
+            mae = f"{row['mae']:.5f}" if scored else "-"
+            lines.append(
+                f"| {row['model_name']} v{row['model_version']} | {row['horizon_hours']}h "
+                f"| {row['n']} | {row['pending']} | {accuracy} | {interval} | {mae} |"
+            )
+        if self.table.is_empty():
+            lines.append("| - | - | 0 | 0 | - | - | - |")
+        return "\n".join(lines)
 
 
 def live_accuracy(predictions: pl.DataFrame, gold: pl.DataFrame) -> LiveAccuracy:
@@ -173,10 +211,17 @@ def live_accuracy(predictions: pl.DataFrame, gold: pl.DataFrame) -> LiveAccuracy
     symbol and hour is not null); it is right when ``direction_probability > 0.5`` matches a
     realised return ``> 0``.
 
+    Args:
+        predictions: rows with ``symbol``, ``ts``, ``horizon_hours``, ``predicted_return``,
+            ``direction_probability``, ``model_name`` and ``model_version`` (the batch
+            :data:`PREDICTION_SCHEMA` or the served one).
+        gold: gold feature rows with ``target_return_{h}h`` columns.
+
     Returns:
         One row per ``(model_name, model_version, horizon_hours)``: ``n``, ``pending`` (targets
-        not realised yet), ``directional_accuracy``, ``ci_low``/``ci_high`` (95 % Wilson; null
-        when ``n`` is 0), ``up_rate`` and the first and last scored ``ts``.
+        not realised yet), ``directional_accuracy``, ``ci_low``/``ci_high`` (95 % Wilson),
+        ``mae`` (mean absolute error of ``predicted_return``; the three are null when ``n`` is
+        0), ``up_rate`` and the first and last scored ``ts``.
     """
     horizons = sorted(predictions["horizon_hours"].unique().to_list())
     targets = pl.concat(
@@ -185,7 +230,7 @@ def live_accuracy(predictions: pl.DataFrame, gold: pl.DataFrame) -> LiveAccuracy
                 "symbol",
                 pl.col("ts").cast(pl.Datetime("us", "UTC")),
                 pl.lit(h, dtype=pl.Int32).alias("horizon_hours"),
-                pl.col(f"target_return_{h}h").alias("realised_return"),
+                pl.col(f"target_return_{h}h").cast(pl.Float64).alias("realised_return"),
             )
             for h in horizons
             if f"target_return_{h}h" in gold.columns
@@ -201,7 +246,11 @@ def live_accuracy(predictions: pl.DataFrame, gold: pl.DataFrame) -> LiveAccuracy
             )
         ]
     )
-    joined = predictions.join(targets, on=["symbol", "ts", "horizon_hours"], how="left")
+    keyed = predictions.with_columns(
+        pl.col("ts").cast(pl.Datetime("us", "UTC")), pl.col("horizon_hours").cast(pl.Int32)
+    )
+    joined = keyed.join(targets, on=["symbol", "ts", "horizon_hours"], how="left")
+    realised = pl.col("realised_return").is_not_null()
     grouped = (
         joined.with_columns(
             ((pl.col("direction_probability") > 0.5) == (pl.col("realised_return") > 0)).alias(
@@ -210,12 +259,17 @@ def live_accuracy(predictions: pl.DataFrame, gold: pl.DataFrame) -> LiveAccuracy
         )
         .group_by("model_name", "model_version", "horizon_hours")
         .agg(
-            pl.col("realised_return").is_not_null().sum().cast(pl.Int64).alias("n"),
+            realised.sum().cast(pl.Int64).alias("n"),
             pl.col("realised_return").is_null().sum().cast(pl.Int64).alias("pending"),
-            pl.col("hit").filter(pl.col("realised_return").is_not_null()).sum().alias("hits"),
+            pl.col("hit").filter(realised).sum().cast(pl.Int64).alias("hits"),
+            (pl.col("predicted_return") - pl.col("realised_return"))
+            .abs()
+            .filter(realised)
+            .mean()
+            .alias("mae"),
             (pl.col("realised_return") > 0).mean().alias("up_rate"),
-            pl.col("ts").filter(pl.col("realised_return").is_not_null()).min().alias("first_ts"),
-            pl.col("ts").filter(pl.col("realised_return").is_not_null()).max().alias("last_ts"),
+            pl.col("ts").filter(realised).min().alias("first_ts"),
+            pl.col("ts").filter(realised).max().alias("last_ts"),
         )
         .sort("model_name", "model_version", "horizon_hours")
     )
@@ -224,7 +278,10 @@ def live_accuracy(predictions: pl.DataFrame, gold: pl.DataFrame) -> LiveAccuracy
         for hits, n in zip(grouped["hits"], grouped["n"], strict=True)
     ]
     table = grouped.with_columns(
-        (pl.col("hits") / pl.col("n")).alias("directional_accuracy"),
+        pl.when(pl.col("n") > 0)
+        .then(pl.col("hits") / pl.col("n"))
+        .otherwise(None)
+        .alias("directional_accuracy"),
         pl.Series("ci_low", [i[0] for i in intervals], dtype=pl.Float64),
         pl.Series("ci_high", [i[1] for i in intervals], dtype=pl.Float64),
     ).select(
@@ -236,11 +293,59 @@ def live_accuracy(predictions: pl.DataFrame, gold: pl.DataFrame) -> LiveAccuracy
         "directional_accuracy",
         "ci_low",
         "ci_high",
+        "mae",
         "up_rate",
         "first_ts",
         "last_ts",
     )
-    return LiveAccuracy(table)
+    return LiveAccuracy(table, rows=predictions.height)
+
+
+def distinct_served(served: pl.DataFrame) -> pl.DataFrame:
+    """One row per :data:`SERVED_KEY`: the first one served (by ``served_at`` when present).
+
+    The same model version answers the same ``(symbol, ts, horizon)`` for every client that
+    asks, so counting each answer would weight a prediction by its popularity.
+    """
+    ordered = served.sort("served_at", nulls_last=True) if "served_at" in served.columns else served
+    return ordered.unique(subset=list(SERVED_KEY), keep="first", maintain_order=True)
+
+
+def served_live_accuracy(served: pl.DataFrame, gold: pl.DataFrame) -> LiveAccuracy:
+    """:func:`live_accuracy` of the served predictions (``gold/served_predictions`` rows),
+    each distinct prediction (:func:`distinct_served`) counted once.
+
+    Returns:
+        The scores, with ``rows`` (served rows read) and ``duplicates_dropped`` set.
+    """
+    distinct = distinct_served(served)
+    scored = live_accuracy(distinct, gold)
+    return LiveAccuracy(
+        scored.table, rows=served.height, duplicates_dropped=served.height - distinct.height
+    )
+
+
+def served_live_accuracy_from_lake(lake: Lake) -> LiveAccuracy | None:
+    """:func:`served_live_accuracy` of ``gold/served_predictions`` against the latest gold.
+
+    Returns:
+        ``None`` when the service has not logged a prediction yet (no table).
+
+    Raises:
+        DataError: ``gold/features`` does not exist.
+    """
+    served = lake.location(GOLD_SERVED_PREDICTIONS)
+    if open_table(served) is None:
+        return None
+    features = lake.location(GOLD_FEATURES)
+    gold = open_table(features)
+    if gold is None:
+        raise DataError("gold/features does not exist: run `marketlake materialize` first")
+    names = [field.name for field in gold.schema().fields]
+    columns = ["symbol", "ts", *(n for n in names if n.startswith("target_return_"))]
+    return served_live_accuracy(
+        read_table(served), read_table(features, version=gold.version(), columns=columns)
+    )
 
 
 def _iso(moment: datetime) -> str:

@@ -25,7 +25,7 @@ def test_definitions_load_with_the_asset_graph() -> None:
         *("bronze/candles", "bronze/posts", "bronze/tickers", "bronze/fear_greed"),
         *("silver/candles", "silver/posts", "silver/tickers", "silver/fear_greed"),
         *("gold/features", "ml/price_model"),
-        *("ml/evaluation", "ml/predictions", "ml/live_accuracy"),
+        *("ml/evaluation", "ml/predictions", "ml/live_accuracy", "ml/served_live_accuracy"),
         "maintenance/lake",
     }
 
@@ -42,6 +42,7 @@ def test_definitions_load_with_the_asset_graph() -> None:
     assert parents("ml/evaluation") == {"gold/features"}
     assert parents("ml/predictions") == {"ml/price_model", "gold/features"}
     assert parents("ml/live_accuracy") == {"ml/predictions", "gold/features"}
+    assert parents("ml/served_live_accuracy") == {"gold/features"}
     assert defs.resolve_schedule_def("weekly_evaluation").cron_schedule == "0 3 * * 1"
     assert defs.resolve_schedule_def("daily_training").cron_schedule == "0 4 * * *"
     assert defs.resolve_job_def("ingest_candles") is not None
