@@ -135,12 +135,15 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         log_path = settings.home / "serve.log"
         service = start_service(port, log_path=log_path)
         wait_ready(base_url, service)
-        symbol = options.symbols[0]
-        request = {"symbol": symbol, "horizon": 1}
-        answer = httpx.post(f"{base_url}/predict", json=request, timeout=30)
-        answer.raise_for_status()
-        print(f"POST {base_url}/predict {json.dumps(request)}")
-        print(json.dumps(answer.json(), indent=2))
+        headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
+        for route, request in [
+            ("/predict", {"symbol": options.symbols[0], "horizon": 1}),
+            ("/signals", {"horizon": 1}),
+        ]:
+            answer = httpx.post(f"{base_url}{route}", json=request, headers=headers, timeout=30)
+            answer.raise_for_status()
+            print(f"POST {base_url}{route} {json.dumps(request)}")
+            print(json.dumps(answer.json(), indent=2))
     finally:
         if service is not None:
             stop_service(service)
