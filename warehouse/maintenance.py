@@ -3,9 +3,16 @@
 Micro-batch ingestion writes one commit (and a few small files) per batch. Without care a table
 that has taken 10,000 batches has 10,000 JSON commits to replay and thousands of tiny Parquet
 files to open. :func:`maintain_table` fixes both: it rewrites small files into large ones
-(``optimize.compact``, which keeps the app transactions, so stored Kafka offsets survive), writes
-a checkpoint (opening the table then reads one Parquet file instead of every JSON commit), drops
-expired log files, and vacuums data files no version within the retention still references.
+(``optimize.compact``, which keeps the app transactions, so stored Kafka offsets survive),
+vacuums data files no version within the retention still references, writes a checkpoint
+(opening the table then reads one Parquet file instead of every JSON commit) and, last, drops the
+log files that precede that checkpoint and are older than the table's ``delta.logRetentionDuration``
+(default 30 days).
+
+delta-rs (1.6) also checkpoints on its own: its post-commit hook writes one after every
+``delta.checkpointInterval`` commits (default 100, at versions 99, 199, ...) and then drops
+expired log files. So a table never replays more than 100 JSON commits on open, but between two
+automatic checkpoints it replays up to 99, and the small files stay until compaction.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ class TableHealth:
     files: int
     bytes: int
     commits_since_checkpoint: int
+    log_files: int
+    """JSON commit files in ``_delta_log``."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -62,6 +71,7 @@ class MaintenanceReport:
     after: TableHealth
     files_compacted: int
     files_vacuumed: int
+    log_files_removed: int
     seconds: float
 
     def to_dict(self) -> dict[str, object]:
@@ -71,6 +81,7 @@ class MaintenanceReport:
             "after": self.after.to_dict(),
             "files_compacted": self.files_compacted,
             "files_vacuumed": self.files_vacuumed,
+            "log_files_removed": self.log_files_removed,
             "seconds": round(self.seconds, 3),
         }
 
@@ -83,14 +94,24 @@ def _table(location: TableLocation) -> DeltaTable:
 
 
 def table_health(location: TableLocation) -> TableHealth:
-    """Files, bytes and commits since the last checkpoint of a table."""
+    """Files, bytes, commits since the last checkpoint and log files of a table."""
     table = _table(location)
     actions = table.get_add_actions(flatten=True)
     # arro3's stub types to_pylist() as an ndarray; it returns a list of Python ints
     sizes = cast(list[int], actions.column("size_bytes").to_pylist()) if actions.num_rows else []
     last = _last_checkpoint_version(location)
     since = table.version() + 1 if last is None else table.version() - last
-    return TableHealth(location.uri, table.version(), len(sizes), int(sum(sizes)), since)
+    return TableHealth(
+        location.uri, table.version(), len(sizes), int(sum(sizes)), since, _log_files(location)
+    )
+
+
+def _log_files(location: TableLocation) -> int:
+    filesystem = filesystem_for(location.uri, location.storage_options)
+    try:
+        return len(filesystem.glob(f"{fs_path(location.uri)}/_delta_log/*.json"))
+    except (OSError, ValueError) as exc:
+        raise LakeError(f"cannot list the log of {location.uri}: {exc}") from exc
 
 
 def _last_checkpoint_version(location: TableLocation) -> int | None:
@@ -133,26 +154,43 @@ def vacuum(location: TableLocation, *, retention_hours: int = 168) -> int:
         removed = table.vacuum(
             retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
         )
-        table.cleanup_metadata()
     except DeltaError as exc:
         raise LakeError(f"cannot vacuum {location.uri}: {exc}") from exc
     return len(removed)
 
 
+def cleanup_log(location: TableLocation) -> int:
+    """Delete expired log files; return how many JSON commits went.
+
+    delta-rs deletes the commits and checkpoints that precede the latest checkpoint and are older
+    than the table's ``delta.logRetentionDuration`` (default 30 days); time travel to those
+    versions is no longer possible. Run it after :func:`checkpoint`, or the commits since the
+    previous checkpoint stay another round.
+    """
+    table = _table(location)
+    before = _log_files(location)
+    try:
+        table.cleanup_metadata()
+    except DeltaError as exc:
+        raise LakeError(f"cannot clean the log of {location.uri}: {exc}") from exc
+    return before - _log_files(location)
+
+
 def maintain_table(
     location: TableLocation, options: MaintenanceOptions = MaintenanceOptions()
 ) -> MaintenanceReport:
-    """Compact (when worth it), vacuum and checkpoint one table."""
+    """Compact (when worth it), vacuum, checkpoint, then drop expired log files of one table."""
     started = time.monotonic()
     before = table_health(location)
     compacted = 0
     if before.files >= options.compact_min_files:
         compacted = compact(location, target_file_bytes=options.target_file_bytes)
     vacuumed = vacuum(location, retention_hours=options.vacuum_retention_hours)
-    checkpoint(location)  # last: vacuum commits too
+    checkpoint(location)  # after vacuum, which commits too
+    log_removed = cleanup_log(location)  # after the checkpoint, which makes older logs expendable
     after = table_health(location)
     return MaintenanceReport(
-        location.uri, before, after, compacted, vacuumed, time.monotonic() - started
+        location.uri, before, after, compacted, vacuumed, log_removed, time.monotonic() - started
     )
 
 
