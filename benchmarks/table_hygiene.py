@@ -13,16 +13,28 @@ One run, one fresh lake in a temporary folder:
 3. measure both: open (``DeltaTable(uri)``), stored offsets (``warehouse.bronze.stored_offsets``)
    and read all rows (``warehouse.lake.read_table``), each the median of ``--repeat`` runs,
    plus files, log files and commits since the last checkpoint;
-4. run ``warehouse.maintenance.maintain_table`` (production options; ``--vacuum-retention-hours``)
-   and measure again; check every offset is there exactly once and the stored offset survived;
+4. run ``warehouse.maintenance.maintain_table`` (production options but the log retention:
+   ``--vacuum-retention-hours``, ``--log-retention-hours``) and measure again; check every offset
+   is there exactly once and the stored offset survived;
 5. land 200 more batches on the maintained table: the landing rate of the first 200 commits, the
-   last 200 before maintenance and these 200 shows what the small files cost ingestion itself
-   (each commit opens the table, and the snapshot holds every file).
+   last 200 before maintenance and these 200 shows what the small files and the kept log files
+   cost ingestion itself (each commit lists ``_delta_log`` and opens the table, and the snapshot
+   holds every file).
+
+``--log-retention-hours`` defaults to 0 here, not to the nightly asset's 48 hours for bronze: every
+commit of one run is minutes old, so 48 hours would keep them all and the run could not show
+what a short log does. With 0, ``maintain_table`` sets ``delta.logRetentionDuration`` to
+``interval 0 hours``, every JSON commit before its checkpoint goes, and while the next 200
+batches land delta-rs's post-commit cleanup drops every commit before its latest automatic
+checkpoint (so at most 100 stay): the state a 48-hour retention keeps a table in, minus the last
+two days of commits.
+``-1`` leaves the property alone (delta-rs's 30 days: nothing of this run expires).
 
 Prints a table with the three states and the ratios; ``--json`` prints one object.
 
-    python benchmarks/table_hygiene.py                    # 10,000 commits
+    python benchmarks/table_hygiene.py                    # 10,000 commits, log retention 0 h
     python benchmarks/table_hygiene.py --commits 500 --json
+    python benchmarks/table_hygiene.py --commits 500 --log-retention-hours -1   # keep the log
 """
 
 from __future__ import annotations
@@ -181,9 +193,13 @@ def run(
     records: int = 3,
     repeat: int = 5,
     vacuum_retention_hours: int = 168,
+    log_retention_hours: int | None = 0,
     progress: bool = True,
 ) -> dict[str, object]:
-    """The whole benchmark on a fresh lake; returns the figures."""
+    """The whole benchmark on a fresh lake; returns the figures.
+
+    ``log_retention_hours=None`` leaves ``delta.logRetentionDuration`` alone (30 days).
+    """
     with tempfile.TemporaryDirectory(prefix="marketlake-bench-hygiene-") as folder:
         lake = Lake(str(Path(folder) / "lake"))
         location = lake.location(TOPICS[CANDLES].table)
@@ -197,14 +213,16 @@ def run(
         )
         states = {"no_checkpoint": measure(bare, repeat), "before": measure(location, repeat)}
         verify(bare, commits * records)
-        report = maintain_table(
-            location, MaintenanceOptions(vacuum_retention_hours=vacuum_retention_hours)
+        options = MaintenanceOptions(
+            vacuum_retention_hours=vacuum_retention_hours, log_retention_hours=log_retention_hours
         )
+        report = maintain_table(location, options)
         states["after"] = measure(location, repeat)
         verify(location, commits * records)
         window = min(WINDOW, commits)
         landed_after = land(lake, window, records, first=commits, progress=progress)
         verify(location, (commits + window) * records)
+        log_files_after_landing = table_health(location).log_files
     ratios = {
         f"{name}_{a}_over_{b}": _ratio(float(states[a][name]), float(states[b][name]))
         for name in ("open_ms", "offsets_ms", "read_ms")
@@ -220,6 +238,8 @@ def run(
         "land_first_window_commits_per_s": _rate(landed[:window]),
         "land_last_window_commits_per_s": _rate(landed[-window:]),
         "land_after_maintenance_commits_per_s": _rate(landed_after),
+        "land_after_over_last_window": _ratio(_rate(landed_after), _rate(landed[-window:])),
+        "log_files_after_landing": log_files_after_landing,
         "checkpoint_interval": interval,
         "checkpoint_interval_is_delta_rs_default": default,
         "automatic_checkpoints": len(automatic),
@@ -229,6 +249,8 @@ def run(
         "files_vacuumed": report.files_vacuumed,
         "log_files_removed": report.log_files_removed,
         "vacuum_retention_hours": vacuum_retention_hours,
+        "log_retention_hours": log_retention_hours,
+        "log_retention": report.log_retention,
         **{state: states[state] for state in STATES},
         "ratios": ratios,
         "exactly_once": True,
@@ -263,13 +285,17 @@ def render(figures: dict[str, Any]) -> str:
         f"landing rate per {f['land_window']} commits:"
         f" first {f['land_first_window_commits_per_s']},"
         f" last {f['land_last_window_commits_per_s']},"
-        f" after maintenance {f['land_after_maintenance_commits_per_s']} commits/s",
+        f" after maintenance {f['land_after_maintenance_commits_per_s']} commits/s"
+        f" ({f['land_after_over_last_window']}x the last {f['land_window']} before)",
         f"delta.checkpointInterval = {f['checkpoint_interval']}{default};"
         f" automatic checkpoints written: {f['automatic_checkpoints']}"
         f" (first at versions {f['automatic_checkpoint_versions_first']})",
         f"maintain_table: {f['maintain_s']} s, {f['files_compacted']} files compacted,"
         f" {f['files_vacuumed']} vacuumed (retention {f['vacuum_retention_hours']} h),"
-        f" {f['log_files_removed']} expired log files removed",
+        f" {f['log_files_removed']} expired log files removed"
+        f" (delta.logRetentionDuration: {f['log_retention'] or 'not set, 30 days'});"
+        f" {f['log_files_after_landing']} JSON commits in _delta_log after"
+        f" {f['land_window']} more batches",
         "",
         f"{'':28}{'no checkpoint':>15}{'before':>10}{'after':>10}{'no-ckpt/after':>15}"
         f"{'before/after':>14}",
@@ -299,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vacuum-retention-hours", type=int, default=168, help="maintain_table vacuum (168)"
     )
+    parser.add_argument(
+        "--log-retention-hours",
+        type=int,
+        default=0,
+        help="maintain_table log retention (0 here, so this run's commits expire; -1 leaves"
+        " delta.logRetentionDuration alone: 30 days)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.commits < 1 or args.records < 1 or args.repeat < 1:
@@ -308,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         records=args.records,
         repeat=args.repeat,
         vacuum_retention_hours=args.vacuum_retention_hours,
+        log_retention_hours=None if args.log_retention_hours < 0 else args.log_retention_hours,
         progress=not args.json,
     )
     print(json.dumps(figures) if args.json else render(figures))

@@ -81,7 +81,17 @@ def materialize_assets(
     lines = []
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
-        keys = ("rows", "rejects", "version", "table_version", "model_version", "promoted")
+        keys = (
+            "rows",
+            "rejects",
+            "version",
+            "table_version",
+            "model_version",
+            "promoted",
+            "scored",
+            "pending",
+            "skipped",
+        )
         shown = {k: v.value for k, v in materialization.metadata.items() if k in keys}
         lines.append(f"{materialization.asset_key.to_user_string()}: {shown}")
     lines.append(f"run {result.run_id} stored in {os.environ['DAGSTER_HOME']}")

@@ -6,13 +6,15 @@ files to open. :func:`maintain_table` fixes both: it rewrites small files into l
 (``optimize.compact``, which keeps the app transactions, so stored Kafka offsets survive),
 vacuums data files no version within the retention still references, optionally shortens the
 table's ``delta.logRetentionDuration`` (default 30 days), writes a checkpoint (opening the table
-then reads one Parquet file instead of every JSON commit) and, last, drops the log files that
-precede that checkpoint and are older than that retention.
+then reads one Parquet file instead of every JSON commit) and, last, drops the log files older
+than that retention that no retained version needs.
 
-delta-rs (1.6) also checkpoints on its own: its post-commit hook writes one after every
-``delta.checkpointInterval`` commits (default 100, at versions 99, 199, ...) and then drops
-expired log files. So a table never replays more than 100 JSON commits on open, but between two
-automatic checkpoints it replays up to 99, and the small files stay until compaction.
+delta-rs (1.6.6) also checkpoints on its own: its post-commit hook writes one after every
+``delta.checkpointInterval`` commits (default 100, at versions 99, 199, ...), and after every
+commit (measured: not only the checkpointing ones) drops the expired log files that precede the
+latest checkpoint at or before the first version inside the retention. So a table never replays
+more than 100 JSON commits on open, but between two automatic checkpoints it replays up to 99,
+and the small files stay until compaction.
 
 Why the log retention matters for micro-batch tables: delta-rs lists ``_delta_log`` on every
 commit, so a commit slows with the number of log files kept (13 ms on a fresh table, 45 ms with
@@ -105,6 +107,8 @@ class MaintenanceReport:
     files_compacted: int
     files_vacuumed: int
     log_files_removed: int
+    """JSON commits deleted during the run, by :func:`cleanup_log` or by delta-rs's post-commit
+    cleanup after this run's own commits."""
     seconds: float
     log_retention: str | None = None
     """The table's ``delta.logRetentionDuration`` after maintenance (``None``: not set, so
@@ -113,6 +117,7 @@ class MaintenanceReport:
     """Whether this run set ``delta.logRetentionDuration`` (one extra commit)."""
 
     def to_dict(self) -> dict[str, object]:
+        """The report as plain JSON-ready values (seconds rounded to ms)."""
         return {
             "uri": self.uri,
             "before": self.before.to_dict(),
@@ -236,10 +241,11 @@ def set_log_retention(location: TableLocation, hours: int) -> bool:
 def cleanup_log(location: TableLocation) -> int:
     """Delete expired log files; return how many JSON commits went.
 
-    delta-rs deletes the commits and checkpoints that precede the latest checkpoint and are older
-    than the table's ``delta.logRetentionDuration`` (default 30 days); time travel to those
-    versions is no longer possible. Run it after :func:`checkpoint`, or the commits since the
-    previous checkpoint stay another round.
+    delta-rs (1.6) deletes the commits and checkpoints older than the table's
+    ``delta.logRetentionDuration`` (default 30 days) that precede the latest checkpoint at or
+    before the first version still inside the retention, so every retained version stays
+    readable; time travel to the deleted versions is no longer possible. Run it after
+    :func:`checkpoint`, or the commits since the previous checkpoint stay another round.
     """
     table = _table(location)
     before = _log_files(location)
@@ -253,8 +259,14 @@ def cleanup_log(location: TableLocation) -> int:
 def maintain_table(
     location: TableLocation, options: MaintenanceOptions = MaintenanceOptions()
 ) -> MaintenanceReport:
-    """Compact (when worth it), vacuum, set the log retention (when asked), checkpoint, then drop
+    """Set the log retention (when asked), compact (when worth it), vacuum, checkpoint, then drop
     expired log files of one table.
+
+    Log files go only up to a checkpoint at or before the first version still inside the log
+    retention (delta-rs keeps every retained version readable). On a table taking commits, that is
+    the last automatic checkpoint (every 100 commits) before the retention boundary, so up to 99
+    expired commits stay; when ``log_retention_hours`` is set, a checkpoint written before this
+    run's own commits lets all of an idle table's expired commits go.
 
     Args:
         location: the table.
@@ -266,16 +278,23 @@ def maintain_table(
     """
     started = time.monotonic()
     before = table_health(location)
+    changed = False
+    if options.log_retention_hours is not None:
+        changed = set_log_retention(location, options.log_retention_hours)
+        # delta-rs drops log files only up to a checkpoint at or before the first version still
+        # inside the retention (so that version stays readable); one here, before this run's own
+        # commits, lets an idle table's expired history go now, not after 100 more commits
+        checkpoint(location)
     compacted = 0
     if before.files >= options.compact_min_files:
         compacted = compact(location, target_file_bytes=options.target_file_bytes)
     vacuumed = vacuum(location, retention_hours=options.vacuum_retention_hours)
-    changed = False
-    if options.log_retention_hours is not None:  # before the cleanup, which reads it
-        changed = set_log_retention(location, options.log_retention_hours)
-    checkpoint(location)  # after vacuum and the property, which commit too
-    log_removed = cleanup_log(location)  # after the checkpoint, which makes older logs expendable
+    checkpoint(location)  # after vacuum, which commits too
+    cleanup_log(location)  # after the checkpoint, which makes older logs expendable
     after = table_health(location)
+    # delta-rs's post-commit hook also drops expired log files after this run's own commits, so
+    # count every JSON commit that went, not only what cleanup_log found left to delete
+    log_removed = before.log_files + (after.version - before.version) - after.log_files
     return MaintenanceReport(
         location.uri,
         before,

@@ -43,8 +43,17 @@ def test_table_hygiene_benchmark_at_105_commits() -> None:
     assert before["files"] == bare["files"] == 105 == before["log_json_files"]
     # after maintenance: compacted (105 hours fit in 5 event dates) and checkpointed at the tip
     assert after["files"] <= 6 and after["commits_since_checkpoint"] == 0
-    assert after["version"] == before["version"] + 1  # one compaction commit, nothing vacuumed
+    # the log retention property and the compaction commit, nothing vacuumed
+    assert after["version"] == before["version"] + 2
     assert figures["files_compacted"] == 105 and figures["files_vacuumed"] == 0
+    # log retention 0 h (the benchmark's default): every JSON commit before the tip went, and
+    # while 105 more batches landed (versions 107..211) delta-rs's post-commit cleanup dropped
+    # everything before its automatic checkpoint at 199
+    assert figures["log_retention_hours"] == 0
+    assert figures["log_retention"] == "interval 0 hours"
+    assert after["log_json_files"] == 1 and figures["log_files_removed"] == 105 + 2 - 1
+    assert figures["log_files_after_landing"] == 211 - 199 + 1
+    assert figures["land_after_over_last_window"] > 0
     for state in (bare, before, after):
         assert state["open_ms"] > 0 and state["offsets_ms"] > 0 and state["read_ms"] > 0
     assert set(figures["ratios"]) == {
