@@ -11,7 +11,9 @@ and over the 24 hours ending at that bar
 
 The summary counts the symbols up, down and unchanged over 24 hours and their mean change, over
 every symbol in the table (the market), whichever symbols a request asks for. Fear & Greed is the
-latest row of ``silver/fear_greed``, null when that table does not exist.
+latest row of ``silver/fear_greed``, null when that table does not exist. The dashboard's
+sparklines take each symbol's closes over the last :data:`SPARKLINE_WINDOW`
+(:func:`recent_closes`), kept with the same snapshot so no request re-reads the lake.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from warehouse.lake import Lake, read_table, table_version
 WINDOW = timedelta(hours=24)
 REFERENCE_TOLERANCE = timedelta(hours=1)
 """How much older than ``ts - 24h`` the reference close of ``change_24h`` may be."""
+SPARKLINE_WINDOW = timedelta(hours=48)
+"""The span of closes :meth:`MarketService.recent_closes` keeps per symbol (48 hourly bars)."""
 
 
 class MarketRequest(BaseModel):
@@ -133,6 +137,24 @@ def latest_prices(candles: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def recent_closes(candles: pl.DataFrame, *, window: timedelta = SPARKLINE_WINDOW) -> pl.DataFrame:
+    """Per symbol, the closes of the bars inside ``(last ts - window, last ts]``.
+
+    Args:
+        candles: silver candles with at least ``symbol, ts, close``.
+        window: the span ending at each symbol's latest bar; default 48 hours (48 hourly bars
+            when there is no gap).
+
+    Returns:
+        ``symbol, ts, close`` sorted by symbol and time.
+    """
+    return (
+        candles.select("symbol", pl.col("ts").cast(pl.Datetime("us", "UTC")), "close")
+        .filter(pl.col("ts") > pl.col("ts").max().over("symbol") - window)
+        .sort("symbol", "ts")
+    )
+
+
 def market_summary(prices: pl.DataFrame) -> MarketSummary:
     """Count the symbols of ``prices`` (from :func:`latest_prices`) up, down, unchanged."""
     change = prices["change_24h"].drop_nulls()
@@ -162,6 +184,7 @@ class _Snapshot:
     prices: pl.DataFrame
     summary: MarketSummary
     fear_greed: FearGreed | None
+    closes: pl.DataFrame
 
 
 class MarketService:
@@ -197,6 +220,19 @@ class MarketService:
             served_at=datetime.now(UTC),
         )
 
+    def recent_closes(self) -> dict[str, list[tuple[datetime, float]]]:
+        """Each symbol's ``(ts, close)`` pairs over the last 48 hours, oldest first, from the
+        cached snapshot (see :func:`recent_closes`).
+
+        Raises:
+            DataError: when ``silver/candles`` does not exist yet.
+        """
+        closes = self._current().closes
+        return {
+            str(symbol): list(zip(frame["ts"].to_list(), frame["close"].to_list(), strict=True))
+            for (symbol,), frame in closes.group_by("symbol", maintain_order=True)
+        }
+
     def _current(self) -> _Snapshot:
         with self._lock:
             now = time.monotonic()
@@ -222,5 +258,12 @@ class MarketService:
             if versions[1] is not None:
                 table = read_table(fear_greed_at, version=versions[1])
                 fear_greed = latest_fear_greed(table)
-            self._snapshot = _Snapshot(versions, now, prices, market_summary(prices), fear_greed)
+            self._snapshot = _Snapshot(
+                versions,
+                now,
+                prices,
+                market_summary(prices),
+                fear_greed,
+                recent_closes(candles),
+            )
             return self._snapshot

@@ -3,17 +3,20 @@
 Started by ``marketlake serve`` (``bentoml serve serving.service:MarketlakeService``). At start-up
 it loads the ``champion`` of ``marketlake-price`` and the sentiment model once, and reads the lake
 and the registry named by the same environment variables as every other command. Routes:
-``POST /predict``, ``/signals``, ``/sentiment`` and ``/market``; BentoML adds the probes
-(``/livez``, ``/healthz``, ``/readyz``) and ``/metrics``. With ``MARKETLAKE_API_TOKEN`` set, every
-route but the probes and the metrics needs ``Authorization: Bearer <token>``.
+``POST /predict``, ``/signals``, ``/sentiment`` and ``/market``, and ``GET /dashboard`` (an HTML
+page for a browser, mounted as a small Starlette app); BentoML adds the probes (``/livez``,
+``/healthz``, ``/readyz``) and ``/metrics``. With ``MARKETLAKE_API_TOKEN`` set, every route but the
+probes and the metrics, the dashboard included, needs ``Authorization: Bearer <token>``.
 
 The logic lives in plain modules (``serving/predictions.py``, ``signals.py``,
-``text_sentiment.py``, ``market.py``, ``auth.py``); this class only wires them to HTTP.
+``text_sentiment.py``, ``market.py``, ``dashboard.py``, ``auth.py``); this class only wires them to
+HTTP.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import bentoml
@@ -21,6 +24,7 @@ from bentoml.exceptions import InvalidArgument, NotFound
 from pydantic import Field
 
 from serving.auth import PUBLIC_PATHS, BearerAuthMiddleware
+from serving.dashboard import dashboard_app, gather_dashboard, render_dashboard
 from serving.market import MarketRequest, MarketResponse, MarketService
 from serving.prediction_log import PredictionLog
 from serving.predictions import (
@@ -49,7 +53,18 @@ def _http_error(exc: RequestError) -> Exception:
     return InvalidArgument(f"{exc.field}: {exc}")
 
 
+def dashboard_page() -> str:
+    """The dashboard of the running service instance (``GET /dashboard``)."""
+    service = bentoml.get_current_service()
+    return render_dashboard(
+        gather_dashboard(
+            service.market_service, service.signal_service, started_at=service.started_at
+        )
+    )
+
+
 @bentoml.service(name="marketlake", traffic={"timeout": 30})
+@bentoml.asgi_app(dashboard_app(dashboard_page), path="/", name="dashboard")
 class MarketlakeService:
     """Price predictions, signals, sentiment and market prices from the lake and the registry."""
 
@@ -69,6 +84,7 @@ class MarketlakeService:
         self.signal_service = SignalService(self.predictions)
         self.sentiment = TextSentimentService(load_sentiment_model(settings.sentiment_model))
         self.market_service = MarketService(lake)
+        self.started_at = datetime.now(UTC)
         logger.info("sentiment model: %s", self.sentiment.model.name)
 
     @bentoml.on_shutdown

@@ -165,3 +165,13 @@ def test_routes_need_the_token_but_metrics_do_not(served: str) -> None:
     refused = httpx.post(f"{served}/market", json={}, timeout=30)
     assert refused.status_code == 401 and "bearer token" in refused.json()["error"]
     assert httpx.get(f"{served}/metrics", timeout=30).status_code == 200
+
+
+def test_dashboard_page_needs_the_token_and_shows_market_and_signals(served: str) -> None:
+    page = httpx.get(f"{served}/dashboard", headers=AUTH, timeout=30)
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    for shown in ("BTCUSDT", "ETHUSDT", "marketlake-price</b> v1", "<svg", "<h2>Signals</h2>"):
+        assert shown in page.text
+    assert page.text.count('class="badge ') == 2 * 4  # two symbols, horizons 1, 2, 4 and 24 h
+    assert httpx.get(f"{served}/dashboard", timeout=30).status_code == 401
