@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from serving.prediction_log import PredictionLog
 from training.registry import LoadedModel
 from warehouse.catalog import GOLD_FEATURES
-from warehouse.errors import MarketlakeError
+from warehouse.errors import DataError, MarketlakeError
 from warehouse.lake import Lake, read_table, table_version
 
 
@@ -31,8 +31,8 @@ class RequestError(MarketlakeError):
         self.field = field
 
 
-SymbolName = Annotated[str, Field(min_length=1, max_length=32)]
-"""A symbol in a request body (matched trimmed and upper-cased)."""
+SymbolName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+"""A symbol in a request body: trimmed, then 1 to 32 characters (matched upper-cased)."""
 
 
 def select_symbols(requested: Sequence[str] | None, served: Sequence[str]) -> list[str]:
@@ -60,8 +60,8 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    symbol: str = Field(min_length=1, max_length=32, examples=["BTCUSDT"])
-    horizon: int = Field(1, ge=1, le=168, description="hours ahead", examples=[1])
+    symbol: SymbolName = Field(examples=["BTCUSDT"])
+    horizon: int = Field(1, ge=1, le=168, strict=True, description="hours ahead", examples=[1])
 
 
 class PredictResponse(BaseModel):
@@ -173,7 +173,7 @@ class PricePredictionService:
             location = self.lake.location(GOLD_FEATURES)
             version = table_version(location)
             if version is None:
-                raise MarketlakeError("the gold feature table does not exist: materialize it first")
+                raise DataError("the gold feature table does not exist: materialize it first")
             if cached is not None and cached.table_version == version:
                 cached.checked_at = now
                 return cached.frame

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import bentoml
-from bentoml.exceptions import InvalidArgument, NotFound
+from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import Field
 
 from serving.auth import PUBLIC_PATHS, BearerAuthMiddleware
@@ -40,17 +40,23 @@ from training.config import MODEL_NAME
 from training.registry import load_registered
 from training.sentiment import load_sentiment_model
 from warehouse.catalog import GOLD_SERVED_PREDICTIONS
+from warehouse.errors import MarketlakeError
 from warehouse.lake import Lake
 from warehouse.settings import apply_tool_homes, load_settings
 
 logger = logging.getLogger("bentoml.marketlake")
 
 
-def _http_error(exc: RequestError) -> Exception:
-    """404 for symbols the service does not hold, 400 for any other bad field."""
-    if exc.field in ("symbol", "symbols"):
-        return NotFound(f"{exc.field}: {exc}")
-    return InvalidArgument(f"{exc.field}: {exc}")
+def _http_error(exc: MarketlakeError) -> Exception:
+    """404 for symbols the service does not hold, 400 for any other bad field, 503 when the lake
+    cannot answer yet (a table not materialized): BentoML hides the text of 5xx answers, so that
+    one is logged too."""
+    if isinstance(exc, RequestError):
+        if exc.field in ("symbol", "symbols"):
+            return NotFound(f"{exc.field}: {exc}")
+        return InvalidArgument(f"{exc.field}: {exc}")
+    logger.warning("answering 503: %s", exc)
+    return ServiceUnavailable(str(exc))
 
 
 def dashboard_page() -> str:
@@ -101,7 +107,7 @@ class MarketlakeService:
         """Forward return and up-probability of ``symbol`` over ``horizon`` hours."""
         try:
             return self.predictions.predict(PredictRequest(symbol=symbol, horizon=horizon))
-        except RequestError as exc:
+        except MarketlakeError as exc:
             raise _http_error(exc) from exc
 
     @bentoml.api(route="/signals", input_spec=SignalsRequest)  # extra="forbid"
@@ -123,23 +129,28 @@ class MarketlakeService:
         )
         try:
             return self.signal_service.signals(request)
-        except RequestError as exc:
+        except MarketlakeError as exc:
             raise _http_error(exc) from exc
 
     @bentoml.api(route="/sentiment", input_spec=SentimentRequest)  # extra="forbid"
     def sentiment_scores(self, texts: list[str]) -> SentimentResponse:
         """Score, label and confidence of each text, and the model that scored them."""
-        return self.sentiment.score(SentimentRequest(texts=texts))
+        try:
+            return self.sentiment.score(SentimentRequest(texts=texts))
+        except MarketlakeError as exc:
+            raise _http_error(exc) from exc
 
     @bentoml.api(route="/market", input_spec=MarketRequest)  # extra="forbid"
     def market(self, symbols: list[SymbolName] | None = None) -> MarketResponse:
         """Latest price and 24 h change, volatility and volume per symbol; Fear & Greed; summary."""
         try:
             return self.market_service.market(MarketRequest(symbols=symbols))
-        except RequestError as exc:
+        except MarketlakeError as exc:
             raise _http_error(exc) from exc
 
 
+# BentoML takes middlewares when the service class is defined, so the token is read here, at
+# import (`bentoml serve` imports this module once per worker, with the serving environment).
 # mypy keeps the class type through the decorator; at run time this is a bentoml Service.
 MarketlakeService.add_asgi_middleware(  # type: ignore[attr-defined]
     BearerAuthMiddleware, token=load_settings().api_token

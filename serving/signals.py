@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from serving.predictions import PricePredictionService, SymbolName, select_symbols
 from training.backtest import BacktestConfig, positions_from_probabilities
@@ -38,19 +45,21 @@ class SignalsRequest(BaseModel):
     symbols: list[SymbolName] | None = Field(
         default=None, min_length=1, max_length=500, examples=[["BTCUSDT", "ETHUSDT"]]
     )
-    horizon: int = Field(1, ge=1, le=168, description="hours ahead", examples=[1])
+    horizon: int = Field(1, ge=1, le=168, strict=True, description="hours ahead", examples=[1])
     long_threshold: float = Field(0.55, ge=0.0, le=1.0, examples=[0.55])
     short_threshold: float = Field(0.45, ge=0.0, le=1.0, examples=[0.45])
     mode: Literal["long_short", "long_flat"] = "long_short"
 
-    @model_validator(mode="after")
-    def _thresholds_ordered(self) -> SignalsRequest:
-        try:
-            self.backtest_config()
-        except ValidationError as exc:
-            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-            raise ValueError(message) from None
-        return self
+    @field_validator("short_threshold")
+    @classmethod
+    def _below_long_threshold(cls, short: float, info: ValidationInfo) -> float:
+        long = info.data.get("long_threshold")  # absent when it failed its own validation
+        if long is not None:
+            try:
+                BacktestConfig(long_threshold=long, short_threshold=short)
+            except ValidationError as exc:
+                raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return short
 
     def backtest_config(self) -> BacktestConfig:
         """The backtest options whose rule decides the signals."""

@@ -127,7 +127,7 @@ def append_exactly_once(
                 ) from exc
             raise LakeError(f"cannot append to {location.uri}: {exc}") from exc
         # no retries inside delta-rs: the commit is exactly the version after the one we read
-        return read_version + 1 if read_version is not None else _created_version(location)
+        return read_version + 1 if read_version is not None else 0  # mode 'error' created it
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -149,12 +149,6 @@ def _check_stored(
         raise CommitConflictError(
             f"{location.uri}: another writer committed first ({details}); nothing was written"
         )
-
-
-def _created_version(location: TableLocation) -> int:
-    version = table_version(location)
-    assert version is not None
-    return version
 
 
 def append(

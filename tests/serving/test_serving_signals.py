@@ -107,7 +107,10 @@ def test_unknown_symbols_and_horizons_name_the_field(
         ({"short_threshold": -0.1}, "short_threshold"),  # outside [0, 1]
         ({"symbols": []}, "symbols"),  # empty list
         ({"symbols": [""]}, "symbols"),  # empty symbol
+        ({"symbols": ["  "]}, "symbols"),  # blank symbol: empty once trimmed
         ({"horizon": 0}, "horizon"),  # not a horizon
+        ({"horizon": True}, "horizon"),  # a boolean is not an hour count
+        ({"horizon": "4"}, "horizon"),  # nor is a string
         ({"mode": "short_only"}, "mode"),  # not a backtest mode
         ({"threshold": 0.5}, "threshold"),  # unknown field (extra="forbid")
     ],
@@ -116,3 +119,10 @@ def test_bad_bodies_are_rejected_naming_the_field(body: dict[str, object], named
     with pytest.raises(ValidationError) as error:
         SignalsRequest.model_validate(body)
     assert named in str(error.value)
+
+
+def test_swapped_thresholds_point_at_short_threshold() -> None:
+    with pytest.raises(ValidationError) as error:
+        SignalsRequest.model_validate({"long_threshold": 0.4, "short_threshold": 0.6})
+    [problem] = error.value.errors()
+    assert problem["loc"] == ("short_threshold",)
