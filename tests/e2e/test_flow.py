@@ -103,6 +103,8 @@ def test_predict_answers_from_the_champion(served: str) -> None:
         ({"symbol": "BTCUSDT", "horizon": "soon"}, 400, "horizon"),  # mistyped field
         ({"horizon": 1}, 400, "symbol"),  # missing field
         ({"symbol": "BTCUSDT", "horizn": 4}, 400, "horizn"),  # misspelled field
+        ({"symbol": "  ", "horizon": 1}, 400, "symbol"),  # blank symbol
+        ({"symbol": "BTCUSDT", "horizon": True}, 400, "horizon"),  # a boolean is no horizon
     ],
 )
 def test_bad_requests_get_a_4xx_naming_the_field(
@@ -165,6 +167,16 @@ def test_routes_need_the_token_but_metrics_do_not(served: str) -> None:
     refused = httpx.post(f"{served}/market", json={}, timeout=30)
     assert refused.status_code == 401 and "bearer token" in refused.json()["error"]
     assert httpx.get(f"{served}/metrics", timeout=30).status_code == 200
+    # the OpenAPI document, the Swagger page and other methods or spellings are closed too
+    for method, path in [
+        ("GET", "/docs.json"),
+        ("GET", "/"),
+        ("HEAD", "/predict"),
+        ("POST", "/predict/"),
+        ("GET", "/livez/../market"),
+    ]:
+        answer = httpx.request(method, f"{served}{path}", timeout=30)
+        assert answer.status_code == 401, (method, path, answer.status_code)
 
 
 def test_dashboard_page_needs_the_token_and_shows_market_and_signals(served: str) -> None:
