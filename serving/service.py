@@ -24,6 +24,7 @@ from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import Field
 
 from serving.auth import PUBLIC_PATHS, BearerAuthMiddleware
+from serving.client_errors import install_client_error_filter
 from serving.dashboard import dashboard_app, gather_dashboard, render_dashboard
 from serving.market import MarketRequest, MarketResponse, MarketService
 from serving.prediction_log import PredictionLog
@@ -77,6 +78,7 @@ class MarketlakeService:
     def __init__(self) -> None:
         settings = load_settings()
         apply_tool_homes(settings)
+        install_client_error_filter()
         if settings.api_token is None:
             logger.warning(
                 "MARKETLAKE_API_TOKEN is not set: every route is open; set it to require "

@@ -115,6 +115,19 @@ def test_bad_requests_get_a_4xx_naming_the_field(
     assert named in answer.text
 
 
+def test_a_refused_request_is_logged_as_one_line(served: str, flow_env: dict[str, str]) -> None:
+    body = {"symbol": "NOSUCHCOINUSDT", "horizon": 1}
+    answer = httpx.post(f"{served}/predict", json=body, headers=AUTH, timeout=30)
+    assert answer.status_code == 404
+    log = Path(flow_env["MARKETLAKE_HOME"]) / "serve.log"
+    deadline = time.monotonic() + 30
+    while "NOSUCHCOINUSDT" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lines = [line for line in log.read_text().splitlines() if "NOSUCHCOINUSDT" in line]
+    assert any("404 symbol: unknown symbol 'NOSUCHCOINUSDT'" in line for line in lines), lines
+    assert "raise NotFound" not in log.read_text()  # no traceback for a refused request
+
+
 def test_served_predictions_are_logged_to_the_lake(served: str, flow_env: dict[str, str]) -> None:
     answer = httpx.post(
         f"{served}/predict", json={"symbol": "BTCUSDT", "horizon": 4}, headers=AUTH, timeout=30
