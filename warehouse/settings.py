@@ -7,6 +7,7 @@ directory, moved by ``MARKETLAKE_HOME``), so a fresh machine needs no configurat
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +90,7 @@ class Settings:
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Read the settings from ``environ`` (default: the process environment)."""
     env = os.environ if environ is None else environ
-    home = Path(env.get("MARKETLAKE_HOME") or ".marketlake").resolve()
+    home = state_home(env)
     lake_uri = env.get("MARKETLAKE_LAKE_URI") or str(home / "lake")
     if "://" in lake_uri and not lake_uri.startswith(("s3://", "file://")):
         raise ConfigError(
@@ -116,6 +117,24 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         api_token=(env.get("MARKETLAKE_API_TOKEN") or "").strip() or None,
         sentiment_model=(env.get("MARKETLAKE_SENTIMENT_MODEL") or "auto").strip().lower(),
     )
+
+
+def state_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The state folder: ``MARKETLAKE_HOME``, default ``./.marketlake`` (absolute)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("MARKETLAKE_HOME") or ".marketlake").resolve()
+
+
+def contain_tools() -> None:
+    """Point every tool's home and telemetry switch at the state folder, keeping what is set.
+
+    Run when any marketlake package is imported, before the libraries that read these variables
+    at import time (MLflow writes an installation id under ``~/.config`` unless its telemetry is
+    off), so a notebook or a script that imports marketlake writes nothing into ``$HOME``.
+    Creates no folder.
+    """
+    for name, value in tool_home_environment(state_home()).items():
+        os.environ.setdefault(name, value)
 
 
 def tool_home_environment(home: Path) -> dict[str, str]:
