@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +60,17 @@ def registered_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
         progress=False,
     )
     return load_registered(uri, config.model_name)
+
+
+@pytest.fixture(scope="session")
+def fear_greed_days() -> pl.DataFrame:
+    """Two days of silver Fear & Greed rows (40 "Fear", then 71 "Greed")."""
+    return pl.DataFrame(
+        {
+            "date": [date(2023, 11, 13), date(2023, 11, 14)],
+            "ts": [datetime(2023, 11, 13, tzinfo=UTC), datetime(2023, 11, 14, tzinfo=UTC)],
+            "value": [40, 71],
+            "classification": ["Fear", "Greed"],
+            "source": ["alternative.me", "alternative.me"],
+        }
+    )

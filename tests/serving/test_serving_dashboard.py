@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
@@ -43,19 +43,15 @@ EVIL = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def lake(small_lake: Callable[..., Lake], tmp_path_factory: pytest.TempPathFactory) -> Lake:
+def lake(
+    small_lake: Callable[..., Lake],
+    tmp_path_factory: pytest.TempPathFactory,
+    fear_greed_days: pl.DataFrame,
+) -> Lake:
     lake = small_lake(hours=80, seed=7, root=tmp_path_factory.mktemp("dashboard"))
     overwrite(
         lake.location(SILVER_FEAR_GREED),
-        pl.DataFrame(
-            {
-                "date": [date(2023, 11, 13), date(2023, 11, 14)],
-                "ts": [datetime(2023, 11, 13, tzinfo=UTC), datetime(2023, 11, 14, tzinfo=UTC)],
-                "value": [40, 71],
-                "classification": ["Fear", "Greed"],
-                "source": ["alternative.me", "alternative.me"],
-            }
-        ),
+        fear_greed_days,
     )
     return lake
 

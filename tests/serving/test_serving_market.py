@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -94,7 +94,9 @@ def market_lake(small_lake: Callable[..., Lake], tmp_path_factory: pytest.TempPa
     return small_lake(hours=60, seed=5, root=tmp_path_factory.mktemp("market"))
 
 
-def test_market_from_the_lake_picks_up_fear_and_greed_when_it_lands(market_lake: Lake) -> None:
+def test_market_from_the_lake_picks_up_fear_and_greed_when_it_lands(
+    market_lake: Lake, fear_greed_days: pl.DataFrame
+) -> None:
     service = MarketService(market_lake, refresh_s=0)
     first = service.market(MarketRequest())
     candles = read_table(market_lake.location(SILVER_CANDLES))
@@ -109,15 +111,7 @@ def test_market_from_the_lake_picks_up_fear_and_greed_when_it_lands(market_lake:
 
     overwrite(
         market_lake.location(SILVER_FEAR_GREED),
-        pl.DataFrame(
-            {
-                "date": [date(2023, 11, 13), date(2023, 11, 14)],
-                "ts": [datetime(2023, 11, 13, tzinfo=UTC), datetime(2023, 11, 14, tzinfo=UTC)],
-                "value": [40, 71],
-                "classification": ["Fear", "Greed"],
-                "source": ["alternative.me", "alternative.me"],
-            }
-        ),
+        fear_greed_days,
     )
     second = service.market(MarketRequest(symbols=["ethusdt"]))
     assert second.fear_greed is not None
