@@ -17,6 +17,7 @@ therefore reads from the stored offsets itself (:func:`records_beyond`, at most
 import json
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from dagster import SensorEvaluationContext
@@ -33,6 +34,11 @@ from pipelines.kafka_io import make_consumer
 from pipelines.resources import KafkaResource, LakeResource
 from warehouse.errors import BrokerError, MarketlakeError
 from warehouse.topics import CANDLES, FEAR_GREED, POSTS, TICKERS, TOPICS
+
+if TYPE_CHECKING:  # dagster exports no public name for what define_asset_job returns
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 MAX_RUN_RECORDS = 1_000_000
 """Upper bound of one sensor-requested run; the next evaluation requests the rest."""
@@ -138,47 +144,36 @@ def lag_run_request(
     )
 
 
-ingest_candles_job = dg.define_asset_job(
-    "ingest_candles", selection=dg.AssetSelection.assets(BRONZE_CANDLES_KEY)
+def ingest_job_and_lag_sensor(
+    topic: str, bronze: dg.AssetKey, *, name: str, interval_s: int
+) -> tuple["UnresolvedAssetJobDefinition", dg.SensorDefinition]:
+    """The job ``ingest_<name>`` landing ``bronze`` and the sensor ``<name>_lag_sensor``
+    requesting its runs when ``topic`` has lag (evaluated at most every ``interval_s``)."""
+    job = dg.define_asset_job(f"ingest_{name}", selection=dg.AssetSelection.assets(bronze))
+
+    @dg.sensor(
+        name=f"{name}_lag_sensor",
+        job=job,
+        minimum_interval_seconds=interval_s,
+        description=f"Request an ingest run of {topic} when Kafka holds new offsets.",
+    )
+    def sensor(
+        context: SensorEvaluationContext, kafka: KafkaResource, lake: LakeResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        return lag_run_request(topic, kafka, lake)
+
+    return job, sensor
+
+
+ingest_candles_job, candles_lag_sensor = ingest_job_and_lag_sensor(
+    CANDLES, BRONZE_CANDLES_KEY, name="candles", interval_s=30
 )
-ingest_tickers_job = dg.define_asset_job(
-    "ingest_tickers", selection=dg.AssetSelection.assets(BRONZE_TICKERS_KEY)
+ingest_tickers_job, tickers_lag_sensor = ingest_job_and_lag_sensor(
+    TICKERS, BRONZE_TICKERS_KEY, name="tickers", interval_s=30
 )
-ingest_posts_job = dg.define_asset_job(
-    "ingest_posts", selection=dg.AssetSelection.assets(BRONZE_POSTS_KEY)
+ingest_posts_job, posts_lag_sensor = ingest_job_and_lag_sensor(
+    POSTS, BRONZE_POSTS_KEY, name="posts", interval_s=30
 )
-ingest_fear_greed_job = dg.define_asset_job(
-    "ingest_fear_greed", selection=dg.AssetSelection.assets(BRONZE_FEAR_GREED_KEY)
+ingest_fear_greed_job, fear_greed_lag_sensor = ingest_job_and_lag_sensor(
+    FEAR_GREED, BRONZE_FEAR_GREED_KEY, name="fear_greed", interval_s=60
 )
-
-
-@dg.sensor(job=ingest_candles_job, minimum_interval_seconds=30)
-def candles_lag_sensor(
-    context: SensorEvaluationContext, kafka: KafkaResource, lake: LakeResource
-) -> dg.SensorResult | dg.SkipReason:
-    """Request an ingest run of market.candles when Kafka holds new offsets."""
-    return lag_run_request(CANDLES, kafka, lake)
-
-
-@dg.sensor(job=ingest_tickers_job, minimum_interval_seconds=30)
-def tickers_lag_sensor(
-    context: SensorEvaluationContext, kafka: KafkaResource, lake: LakeResource
-) -> dg.SensorResult | dg.SkipReason:
-    """Request an ingest run of market.tickers when Kafka holds new offsets."""
-    return lag_run_request(TICKERS, kafka, lake)
-
-
-@dg.sensor(job=ingest_posts_job, minimum_interval_seconds=30)
-def posts_lag_sensor(
-    context: SensorEvaluationContext, kafka: KafkaResource, lake: LakeResource
-) -> dg.SensorResult | dg.SkipReason:
-    """Request an ingest run of social.posts when Kafka holds new offsets."""
-    return lag_run_request(POSTS, kafka, lake)
-
-
-@dg.sensor(job=ingest_fear_greed_job, minimum_interval_seconds=60)
-def fear_greed_lag_sensor(
-    context: SensorEvaluationContext, kafka: KafkaResource, lake: LakeResource
-) -> dg.SensorResult | dg.SkipReason:
-    """Request an ingest run of market.fear_greed when Kafka holds new offsets."""
-    return lag_run_request(FEAR_GREED, kafka, lake)
