@@ -46,8 +46,9 @@ def gold_frame() -> Callable[..., pl.DataFrame]:
 
 
 @pytest.fixture(scope="session")
-def registered_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
-    """A 1 h model (features return_1h, rsi_14h) trained one epoch and loaded from MLflow."""
+def model_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tracking URI of a registry holding a 1 h model (features return_1h, rsi_14h) trained
+    one epoch and registered as the champion."""
     tmp = tmp_path_factory.mktemp("serving-model")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     config = TrainConfig(horizons=(1,), sequence_length=6, hidden_size=8, max_epochs=1)
@@ -59,7 +60,13 @@ def registered_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
         artifacts=Path(tmp / "art"),
         progress=False,
     )
-    return load_registered(uri, config.model_name)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def registered_model(model_registry: str) -> LoadedModel:
+    """The champion of :func:`model_registry`, loaded from MLflow."""
+    return load_registered(model_registry, TrainConfig().model_name)
 
 
 @pytest.fixture(scope="session")

@@ -361,14 +361,18 @@ def test_the_mounted_app_serves_the_page_behind_the_token(
 
 @pytest.fixture
 def bento_client(
-    lake: Lake, registered_model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+    lake: Lake, model_registry: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
-    """The real BentoML ASGI app of the service, on the test lake and model, token ``TOKEN``."""
+    """The real BentoML ASGI app of the service, on the test lake and registry, token ``TOKEN``.
+
+    The token is read when ``serving.service`` is imported (BentoML takes middlewares at class
+    definition), so the middleware's registered option is set here instead of the variable.
+    """
     import serving.service as service_module
 
     monkeypatch.setenv("MARKETLAKE_LAKE_URI", lake.uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model_registry)
     monkeypatch.setenv("MARKETLAKE_SENTIMENT_MODEL", "lexicon")
-    monkeypatch.setattr(service_module, "load_registered", lambda uri, name: registered_model)
     service = service_module.MarketlakeService
     [options] = [o for cls, o in service.middlewares if cls is BearerAuthMiddleware]
     monkeypatch.setitem(options, "token", TOKEN)
