@@ -23,10 +23,11 @@ from training.jobs import (
     live_accuracy_from_lake,
     log_walk_forward,
     predict_from_lake,
+    served_live_accuracy_from_lake,
     train_from_lake,
     walk_forward_from_lake,
 )
-from training.predictions import SERVED_KEY, served_live_accuracy_from_lake
+from training.predictions import SERVED_KEY
 
 PRICE_MODEL_KEY = dg.AssetKey(["ml", "price_model"])
 EVALUATION_KEY = dg.AssetKey(["ml", "evaluation"])

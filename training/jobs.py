@@ -15,9 +15,15 @@ import polars as pl
 
 from training.config import MODEL_NAME, TrainConfig
 from training.dataset import datetime_bounds
-from training.predictions import LiveAccuracy, batch_predictions, live_accuracy, store_predictions
+from training.predictions import (
+    LiveAccuracy,
+    batch_predictions,
+    live_accuracy,
+    served_live_accuracy,
+    store_predictions,
+)
 from training.registry import CHAMPION, load_registered
-from warehouse.catalog import GOLD_FEATURES, GOLD_PREDICTIONS
+from warehouse.catalog import GOLD_FEATURES, GOLD_PREDICTIONS, GOLD_SERVED_PREDICTIONS
 from warehouse.errors import DataError
 from warehouse.features import feature_columns
 from warehouse.lake import Lake, open_table, read_table
@@ -151,6 +157,22 @@ def live_accuracy_from_lake(lake: Lake) -> LiveAccuracy:
         raise DataError("gold/predictions does not exist: materialize ml/predictions first")
     gold, _ = read_gold(lake)
     return live_accuracy(read_table(location), gold)
+
+
+def served_live_accuracy_from_lake(lake: Lake) -> LiveAccuracy | None:
+    """:func:`served_live_accuracy` of ``gold/served_predictions`` against the latest gold.
+
+    Returns:
+        ``None`` when the service has not logged a prediction yet (no table).
+
+    Raises:
+        DataError: ``gold/features`` does not exist.
+    """
+    served = lake.location(GOLD_SERVED_PREDICTIONS)
+    if open_table(served) is None:
+        return None
+    gold, _ = read_gold(lake)
+    return served_live_accuracy(read_table(served), gold)
 
 
 def walk_forward_from_lake(

@@ -23,9 +23,8 @@ import polars as pl
 from training.dataset import datetime_bounds
 from training.metrics import wilson_interval
 from training.predictor import PricePredictor
-from warehouse.catalog import GOLD_FEATURES, GOLD_SERVED_PREDICTIONS
 from warehouse.errors import DataError
-from warehouse.lake import Lake, TableLocation, open_table, overwrite, read_table
+from warehouse.lake import TableLocation, open_table, overwrite
 
 PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -322,29 +321,6 @@ def served_live_accuracy(served: pl.DataFrame, gold: pl.DataFrame) -> LiveAccura
     scored = live_accuracy(distinct, gold)
     return LiveAccuracy(
         scored.table, rows=served.height, duplicates_dropped=served.height - distinct.height
-    )
-
-
-def served_live_accuracy_from_lake(lake: Lake) -> LiveAccuracy | None:
-    """:func:`served_live_accuracy` of ``gold/served_predictions`` against the latest gold.
-
-    Returns:
-        ``None`` when the service has not logged a prediction yet (no table).
-
-    Raises:
-        DataError: ``gold/features`` does not exist.
-    """
-    served = lake.location(GOLD_SERVED_PREDICTIONS)
-    if open_table(served) is None:
-        return None
-    features = lake.location(GOLD_FEATURES)
-    gold = open_table(features)
-    if gold is None:
-        raise DataError("gold/features does not exist: run `marketlake materialize` first")
-    names = [field.name for field in gold.schema().fields]
-    columns = ["symbol", "ts", *(n for n in names if n.startswith("target_return_"))]
-    return served_live_accuracy(
-        read_table(served), read_table(features, version=gold.version(), columns=columns)
     )
 
 

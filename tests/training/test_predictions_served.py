@@ -15,12 +15,12 @@ from assets.ml import live_accuracy as live_accuracy_asset
 from assets.ml import served_live_accuracy as served_live_accuracy_asset
 from pipelines.resources import LakeResource
 from serving.prediction_log import SERVED_SCHEMA, PredictionLog
+from training.jobs import served_live_accuracy_from_lake
 from training.predictions import (
     distinct_served,
     live_accuracy,
     prediction_rows,
     served_live_accuracy,
-    served_live_accuracy_from_lake,
     store_predictions,
 )
 from warehouse.catalog import GOLD_FEATURES, GOLD_PREDICTIONS, GOLD_SERVED_PREDICTIONS
