@@ -58,7 +58,7 @@ class DashboardData:
             gold features are missing.
         closes: per symbol, the ``(ts, close)`` pairs of the sparkline, oldest first.
         generated_at: when the page's data was gathered (UTC).
-        started_at: when the service loaded the model; None when unknown.
+        started_at: when the service started; None when unknown.
         problems: why a section is empty (messages from the service), shown on the page.
     """
 
@@ -85,7 +85,7 @@ def gather_dashboard(
     Args:
         market: the market service (prices, Fear & Greed, closes).
         signals: the signal service (the champion's latest predictions).
-        started_at: when the service loaded the model; default None (not shown).
+        started_at: when the service started; default None (not shown).
         request: thresholds and mode of the signals; default None: ``SignalsRequest()``
             (long at ``P(up) >= 0.55``, short at ``<= 0.45``). Its horizon and symbols are
             ignored: every served horizon and every symbol is shown.
@@ -101,9 +101,12 @@ def gather_dashboard(
     rule = request if request is not None else SignalsRequest()
     answers: list[SignalsResponse] = []
     try:
-        for horizon in sorted(signals.predictions.horizons):
+        latest = signals.predictions.latest_predictions()  # one model for the whole page
+        for horizon in sorted(latest.horizons):
             answers.append(
-                signals.signals(rule.model_copy(update={"horizon": horizon, "symbols": None}))
+                signals.signals(
+                    rule.model_copy(update={"horizon": horizon, "symbols": None}), latest=latest
+                )
             )
     except MarketlakeError as exc:
         problems.append(f"signals: {exc}")

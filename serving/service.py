@@ -1,8 +1,12 @@
 """The BentoML service: predictions, trading signals, text sentiment and market prices.
 
-Started by ``marketlake serve`` (``bentoml serve serving.service:MarketlakeService``). At start-up
-it loads the ``champion`` of ``marketlake-price`` and the sentiment model once, and reads the lake
-and the registry named by the same environment variables as every other command. Routes:
+Started by ``marketlake serve`` (``bentoml serve serving.service:MarketlakeService``). It follows
+the ``champion`` of ``marketlake-price`` (checked every ``MARKETLAKE_MODEL_REFRESH_S`` seconds,
+default 10: a promotion or a rollback is served without a restart, see ``serving/champion.py``),
+loads the sentiment model once, and reads the lake and the registry named by the same environment
+variables as every other command. It starts without a champion: ``/readyz`` answers 503 and
+``/predict`` and ``/signals`` answer 503 saying how to get one until a champion is loaded, while
+``/sentiment``, ``/market`` and the dashboard work. Routes:
 ``POST /predict``, ``/signals``, ``/sentiment`` and ``/market``, and ``GET /dashboard`` (an HTML
 page for a browser, mounted as a small Starlette app); BentoML adds the probes (``/livez``,
 ``/healthz``, ``/readyz``) and ``/metrics``. With ``MARKETLAKE_API_TOKEN`` set, every route but the
@@ -16,14 +20,17 @@ HTTP.
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import Field
+from starlette.responses import JSONResponse
 
 from serving.auth import PUBLIC_PATHS, BearerAuthMiddleware
+from serving.champion import ChampionFollower, NoChampionError, model_refresh_s
 from serving.client_errors import install_client_error_filter
 from serving.dashboard import dashboard_app, gather_dashboard, render_dashboard
 from serving.market import MarketRequest, MarketResponse, MarketService
@@ -38,7 +45,6 @@ from serving.predictions import (
 from serving.signals import SignalService, SignalsRequest, SignalsResponse
 from serving.text_sentiment import SentimentRequest, SentimentResponse, TextSentimentService
 from training.config import MODEL_NAME
-from training.registry import load_registered
 from training.sentiment import load_sentiment_model
 from warehouse.catalog import GOLD_SERVED_PREDICTIONS
 from warehouse.errors import MarketlakeError
@@ -58,6 +64,17 @@ def _http_error(exc: MarketlakeError) -> Exception:
         return InvalidArgument(f"{exc.field}: {exc}")
     logger.warning("answering 503: %s", exc)
     return ServiceUnavailable(str(exc))
+
+
+def _no_champion_answer(exc: NoChampionError, retry_after_s: float) -> JSONResponse:
+    """503 with the reason in the body (BentoML would hide the text of a raised 5xx) and a
+    ``Retry-After`` of one champion check. Logged at INFO: the follower logs the waiting once."""
+    logger.info("answering 503: %s", exc)
+    return JSONResponse(
+        {"error": str(exc)},
+        status_code=503,
+        headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
+    )
 
 
 def dashboard_page() -> str:
@@ -85,34 +102,47 @@ class MarketlakeService:
                 "'Authorization: Bearer <token>' on all routes but %s",
                 ", ".join(sorted(PUBLIC_PATHS)),
             )
-        model = load_registered(settings.mlflow_tracking_uri, MODEL_NAME)
+        self.champion = ChampionFollower(
+            settings.mlflow_tracking_uri, MODEL_NAME, refresh_s=model_refresh_s()
+        ).start()
         lake = Lake(settings.lake_uri, settings.storage_options)
         self.prediction_log = PredictionLog(lake.location(GOLD_SERVED_PREDICTIONS))
-        self.predictions = PricePredictionService(model, lake, prediction_log=self.prediction_log)
+        self.predictions = PricePredictionService(
+            self.champion, lake, prediction_log=self.prediction_log
+        )
         self.signal_service = SignalService(self.predictions)
         self.sentiment = TextSentimentService(load_sentiment_model(settings.sentiment_model))
         self.market_service = MarketService(lake)
         self.started_at = datetime.now(UTC)
         logger.info("sentiment model: %s", self.sentiment.model.name)
 
+    def __is_ready__(self) -> bool:
+        """``/readyz``: ready once a champion model is loaded (BentoML answers 503 before)."""
+        return self.champion.current is not None
+
     @bentoml.on_shutdown
     def write_prediction_log(self) -> None:
-        """Write the served predictions still in the buffer."""
+        """Stop following the registry; write the served predictions still in the buffer."""
+        self.champion.stop()
         self.prediction_log.close()
 
-    @bentoml.api(route="/predict", input_spec=PredictRequest)  # extra="forbid"
+    # input_spec: the request model (extra="forbid"); output_spec: the answer's schema, given
+    # because a no-champion 503 is returned as a JSONResponse (see _no_champion_answer)
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
     def predict(
         self,
         symbol: Annotated[str, Field(min_length=1, max_length=32, examples=["BTCUSDT"])],
         horizon: Annotated[int, Field(ge=1, le=168, description="hours ahead")] = 1,
-    ) -> PredictResponse:
+    ) -> PredictResponse | JSONResponse:
         """Forward return and up-probability of ``symbol`` over ``horizon`` hours."""
         try:
             return self.predictions.predict(PredictRequest(symbol=symbol, horizon=horizon))
+        except NoChampionError as exc:
+            return _no_champion_answer(exc, self.champion.refresh_s)
         except MarketlakeError as exc:
             raise _http_error(exc) from exc
 
-    @bentoml.api(route="/signals", input_spec=SignalsRequest)  # extra="forbid"
+    @bentoml.api(route="/signals", input_spec=SignalsRequest, output_spec=SignalsResponse)  # idem
     def signals(
         self,
         symbols: list[SymbolName] | None = None,
@@ -120,7 +150,7 @@ class MarketlakeService:
         long_threshold: float = 0.55,
         short_threshold: float = 0.45,
         mode: Literal["long_short", "long_flat"] = "long_short",
-    ) -> SignalsResponse:
+    ) -> SignalsResponse | JSONResponse:
         """Long, flat or short per symbol, by the backtest's threshold rule."""
         request = SignalsRequest(
             symbols=symbols,
@@ -131,6 +161,8 @@ class MarketlakeService:
         )
         try:
             return self.signal_service.signals(request)
+        except NoChampionError as exc:
+            return _no_champion_answer(exc, self.champion.refresh_s)
         except MarketlakeError as exc:
             raise _http_error(exc) from exc
 

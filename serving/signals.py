@@ -21,7 +21,12 @@ from pydantic import (
     field_validator,
 )
 
-from serving.predictions import PricePredictionService, SymbolName, select_symbols
+from serving.predictions import (
+    LatestPredictions,
+    PricePredictionService,
+    SymbolName,
+    select_symbols,
+)
 from training.backtest import BacktestConfig, positions_from_probabilities
 
 SIGNAL_NAMES: dict[float, str] = {1.0: "long", 0.0: "flat", -1.0: "short"}
@@ -82,7 +87,7 @@ class Signal(BaseModel):
 
 
 class SignalsResponse(BaseModel):
-    """The signals of one request, with the rule and model that made them."""
+    """The signals of one request, with the rule and the model whose probabilities they use."""
 
     horizon_hours: int
     long_threshold: float
@@ -104,19 +109,31 @@ class SignalService:
     def __init__(self, predictions: PricePredictionService) -> None:
         self.predictions = predictions
 
-    def signals(self, request: SignalsRequest) -> SignalsResponse:
+    def signals(
+        self, request: SignalsRequest, *, latest: LatestPredictions | None = None
+    ) -> SignalsResponse:
         """Signal each requested symbol; raise :class:`RequestError` naming a bad field.
 
         ``RequestError.field`` is ``"horizon"`` for a horizon the model lacks and ``"symbols"``
         for symbols the gold table does not hold (the message names them).
+
+        Args:
+            request: the symbols, horizon and rule.
+            latest: the predictions to signal from; default None: the prediction service's
+                latest. Pass one snapshot to build several answers from the same model.
+
+        Raises:
+            NoChampionError: no model is loaded yet (only when ``latest`` is None).
         """
-        self.predictions.require_horizon(request.horizon)
-        latest = self.predictions.latest()
-        symbols = select_symbols(request.symbols, sorted(latest["symbol"].to_list()))
+        if latest is None:
+            self.predictions.require_horizon(request.horizon)  # before reading gold
+            latest = self.predictions.latest_predictions()
+        latest.require_horizon(request.horizon)
+        symbols = select_symbols(request.symbols, sorted(latest.frame["symbol"].to_list()))
         h = request.horizon
         rows = (
             pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.String})
-            .join(latest, on="symbol", how="left", maintain_order="left")
+            .join(latest.frame, on="symbol", how="left", maintain_order="left")
             .select(
                 "symbol",
                 "ts",
@@ -127,7 +144,7 @@ class SignalService:
         positions = positions_from_probabilities(
             rows["probability"].to_numpy(), request.backtest_config()
         )
-        model = self.predictions.model
+        model = latest.model
         return SignalsResponse(
             horizon_hours=h,
             long_threshold=request.long_threshold,

@@ -15,12 +15,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from training.predictor import PricePredictor
-from warehouse.errors import ModelNotFoundError
+from warehouse.errors import ModelError, ModelNotFoundError
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
 EXPERIMENT = "marketlake-price"
 SCORE_TAG = "val_direction_accuracy"
+
+_ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+"""MLflow error codes of a registered model or an alias that does not exist (yet)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,33 @@ def alias_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> int
         return int(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def champion_version(tracking_uri: str, name: str, alias: str = CHAMPION) -> int | None:
+    """The version behind ``alias`` of ``name``, read with one registry query (no artifact).
+
+    Cheap enough to call every few seconds: a server follows the champion with it.
+
+    Args:
+        tracking_uri: the MLflow tracking (and registry) URI.
+        name: the registered model name, e.g. ``"marketlake-price"``.
+        alias: the alias to read; default ``"champion"``.
+
+    Returns:
+        The version number, or ``None`` when ``name`` is not registered or ``alias`` is not set.
+
+    Raises:
+        ModelError: the registry cannot be read (any other MLflow error).
+    """
+    try:
+        # registry_uri given: MlflowClient would otherwise read the process-wide registry URI
+        client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        found = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in _ABSENT:
+            return None
+        raise ModelError(f"cannot read {name}@{alias} from the MLflow registry: {exc}") from exc
+    return int(found.version)
 
 
 def promote(client: MlflowClient, name: str, version: int) -> int | None:

@@ -1,7 +1,9 @@
-"""Serving fixtures: one small price model trained and registered once per session."""
+"""Serving fixtures: one small price model trained and registered once per session; a second
+one beside it for the tests that follow the champion."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -45,22 +47,63 @@ def gold_frame() -> Callable[..., pl.DataFrame]:
     return synthetic_gold
 
 
+SMALL_MODEL = TrainConfig(horizons=(1,), sequence_length=6, hidden_size=8, max_epochs=1)
+"""A 1 h model trained one epoch: seconds to train."""
+
+
+def train_small_model(tracking_uri: str, artifacts: Path, *, seed: int = 0) -> int:
+    """Train :data:`SMALL_MODEL` on ``synthetic_gold(300, seed)`` (features return_1h, rsi_14h)
+    and register it; returns the new version (the champion if it is the first)."""
+    result = train_price_model(
+        synthetic_gold(300, seed=seed),
+        SMALL_MODEL,
+        feature_candidates=["return_1h", "rsi_14h"],
+        tracking_uri=tracking_uri,
+        artifacts=artifacts,
+        progress=False,
+    )
+    return result.model_version
+
+
+@pytest.fixture(scope="session")
+def train_small() -> Callable[..., int]:
+    """:func:`train_small_model`: ``train_small(tracking_uri, artifacts, *, seed=0)``."""
+    return train_small_model
+
+
 @pytest.fixture(scope="session")
 def model_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The tracking URI of a registry holding a 1 h model (features return_1h, rsi_14h) trained
     one epoch and registered as the champion."""
     tmp = tmp_path_factory.mktemp("serving-model")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    config = TrainConfig(horizons=(1,), sequence_length=6, hidden_size=8, max_epochs=1)
-    train_price_model(
-        synthetic_gold(300),
-        config,
-        feature_candidates=["return_1h", "rsi_14h"],
-        tracking_uri=uri,
-        artifacts=Path(tmp / "art"),
-        progress=False,
-    )
+    train_small_model(uri, tmp / "art")
     return uri
+
+
+@pytest.fixture(scope="session")
+def two_model_registry(model_registry: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The database file of a registry holding version 1 (the model of :func:`model_registry`)
+    and version 2 (trained on other data: other numbers). Copy it before changing aliases."""
+    tmp = tmp_path_factory.mktemp("two-models")
+    db = tmp / "mlflow.db"
+    shutil.copyfile(sqlite_path(model_registry), db)
+    assert train_small_model(f"sqlite:///{db}", tmp / "art", seed=1) == 2
+    return db
+
+
+@pytest.fixture
+def registry_copy(two_model_registry: Path, tmp_path: Path) -> str:
+    """The tracking URI of a private copy of :func:`two_model_registry` (versions 1 and 2, the
+    champion as training left it): a test may move its aliases freely."""
+    db = tmp_path / "registry.db"
+    shutil.copyfile(two_model_registry, db)
+    return f"sqlite:///{db}"
+
+
+def sqlite_path(tracking_uri: str) -> Path:
+    """The database file of a ``sqlite:///`` tracking URI."""
+    return Path(tracking_uri.removeprefix("sqlite:///"))
 
 
 @pytest.fixture(scope="session")
