@@ -16,7 +16,7 @@ from typing import Optional
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from warehouse.topics import CANDLES, FEAR_GREED, POSTS, TICKERS, TOPICS
+from warehouse.topics import CANDLES, FEAR_GREED, POSTS, TICKERS, TOPICS, TopicSpec
 
 MAX_REJECT_RATE = 0.05
 """The reject-rate check fails (as a warning) above 5 % of a run's records."""
@@ -32,8 +32,13 @@ class BronzeIngestConfig(dg.Config):
     max_records: Optional[int] = None  # noqa: UP045 - Dagster config needs Optional
 
 
+def bronze_key(spec: TopicSpec) -> dg.AssetKey:
+    """The bronze asset key of a topic: its table path (``bronze/candles``)."""
+    return dg.AssetKey(spec.table.split("/"))
+
+
 def _key(topic: str) -> dg.AssetKey:
-    return dg.AssetKey(TOPICS[topic].table.split("/"))
+    return bronze_key(TOPICS[topic])
 
 
 BRONZE_CANDLES_KEY = _key(CANDLES)

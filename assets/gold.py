@@ -6,6 +6,7 @@
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from assets.automation import follows_upstream
 from assets.silver import (
     ERROR,
     SILVER_CANDLES_KEY,
@@ -34,6 +35,8 @@ class GoldConfig(dg.Config):
     group_name="gold",
     required_resource_keys={"lake"},
     kinds={"polars", "deltalake"},
+    # candles are required; posts and Fear & Greed may never have arrived (optional inputs)
+    automation_condition=follows_upstream(required=[SILVER_CANDLES_KEY]),
 )
 def gold_features(context: AssetExecutionContext, config: GoldConfig) -> dg.MaterializeResult:
     """Compute the point-in-time features and forward targets of every (symbol, hour)."""

@@ -1,5 +1,5 @@
 """Lake hygiene as a scheduled asset: compaction, checkpoints, vacuum and log retention of every
-table."""
+table, nightly (:func:`nightly_lake_maintenance`, added by ``pipelines/definitions.py``)."""
 
 # No `from __future__ import annotations` here: Dagster reads the context and config
 # annotations at definition time and does not resolve string annotations.
@@ -79,9 +79,23 @@ lake_maintenance_job = dg.define_asset_job(
     "lake_maintenance", selection=dg.AssetSelection.assets(LAKE_MAINTENANCE_KEY)
 )
 
-lake_maintenance_schedule = dg.ScheduleDefinition(
-    name="nightly_lake_maintenance",
-    job=lake_maintenance_job,
-    cron_schedule="30 2 * * *",
-    execution_timezone="UTC",
-)
+LAKE_MAINTENANCE_CRON = "30 2 * * *"
+"""02:30 UTC every night."""
+
+
+def nightly_lake_maintenance(
+    *, default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.RUNNING
+) -> dg.ScheduleDefinition:
+    """The nightly schedule of ``maintenance/lake``, running unless ``default_status`` says not
+    (``pipelines/definitions.py`` passes ``STOPPED`` under ``MARKETLAKE_START_PAUSED=1``)."""
+    return dg.ScheduleDefinition(
+        name="nightly_lake_maintenance",
+        job=lake_maintenance_job,
+        cron_schedule=LAKE_MAINTENANCE_CRON,
+        execution_timezone="UTC",
+        default_status=default_status,
+    )
+
+
+lake_maintenance_schedule = nightly_lake_maintenance()
+"""The schedule as it starts by default (running); the definitions build their own copy."""

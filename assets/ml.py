@@ -1,14 +1,18 @@
 """ML assets: the price model, its walk-forward evaluation, batch predictions and live accuracy.
 
-- ``ml/price_model``: trains, evaluates, registers and maybe promotes (see training.train).
-- ``ml/evaluation``: walk-forward evaluation on gold, weekly (a schedule) and, when gold has
-  changed, at the next weekly tick (``AutomationCondition.on_cron``).
-- ``ml/predictions``: the champion predicts every new gold hour into ``gold/predictions``; eager:
-  it runs again whenever gold or the model is updated.
+- ``ml/price_model``: trains, evaluates, registers and maybe promotes (see training.train);
+  daily at 04:00 UTC once gold has updated since (``AutomationCondition.on_cron``).
+- ``ml/evaluation``: walk-forward evaluation on gold, Mondays at 03:00 UTC once gold has updated
+  since (``on_cron``). Both train, so both sit in the concurrency pool ``training`` (limit 1 in
+  ``dagster.yaml``): two trainings never run at once. The automation conditions are their only
+  trigger (no schedule); the jobs ``train_price_model`` and ``ml_evaluation`` are for launching
+  them by hand.
+- ``ml/predictions``: the champion predicts every new gold hour into ``gold/predictions``; it runs
+  again whenever gold or the model is updated (:func:`assets.automation.follows_upstream`).
 - ``ml/live_accuracy``: stored predictions joined with the realised outcomes, per model version
-  and horizon with 95 % intervals; eager after each prediction batch.
+  and horizon with 95 % intervals; after each prediction batch or gold update.
 - ``ml/served_live_accuracy``: the same scores for what the HTTP service answered
-  (``gold/served_predictions``), each distinct prediction once; eager after each gold update.
+  (``gold/served_predictions``), each distinct prediction once; after each gold update.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the context and config
@@ -17,6 +21,7 @@
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from assets.automation import follows_upstream
 from assets.gold import GOLD_FEATURES_KEY
 from training.config import load_train_config
 from training.jobs import (
@@ -35,8 +40,11 @@ PREDICTIONS_KEY = dg.AssetKey(["ml", "predictions"])
 LIVE_ACCURACY_KEY = dg.AssetKey(["ml", "live_accuracy"])
 SERVED_LIVE_ACCURACY_KEY = dg.AssetKey(["ml", "served_live_accuracy"])
 WEEKLY_CRON = "0 3 * * 1"
+"""Mondays 03:00 UTC: when the walk-forward evaluation runs (if gold has updated since)."""
 DAILY_TRAINING_CRON = "0 4 * * *"
-"""Mondays 03:00 UTC: the walk-forward evaluation's schedule."""
+"""04:00 UTC every day: when the price model is retrained (if gold has updated since)."""
+TRAINING_POOL = "training"
+"""The concurrency pool of the assets that train (``default_limit: 1`` in dagster.yaml)."""
 
 
 class PriceModelConfig(dg.Config):
@@ -63,6 +71,7 @@ class EvaluationConfig(dg.Config):
     group_name="ml",
     required_resource_keys={"lake", "mlflow"},
     kinds={"pytorch", "mlflow"},
+    pool=TRAINING_POOL,
     # stale model: retrain daily at 04:00 UTC once gold has new rows since the last training
     automation_condition=dg.AutomationCondition.on_cron(DAILY_TRAINING_CRON),
 )
@@ -96,6 +105,7 @@ def price_model(context: AssetExecutionContext, config: PriceModelConfig) -> dg.
     group_name="ml",
     required_resource_keys={"lake", "mlflow"},
     kinds={"pytorch", "mlflow"},
+    pool=TRAINING_POOL,
     automation_condition=dg.AutomationCondition.on_cron(WEEKLY_CRON),
 )
 def evaluation(context: AssetExecutionContext, config: EvaluationConfig) -> dg.MaterializeResult:
@@ -142,7 +152,7 @@ def evaluation(context: AssetExecutionContext, config: EvaluationConfig) -> dg.M
     group_name="ml",
     required_resource_keys={"lake", "mlflow"},
     kinds={"pytorch", "deltalake"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=follows_upstream(),
 )
 def predictions(context: AssetExecutionContext) -> dg.MaterializeResult:
     """The champion's predictions for every new gold hour, written to gold/predictions."""
@@ -160,7 +170,7 @@ def predictions(context: AssetExecutionContext) -> dg.MaterializeResult:
     group_name="ml",
     required_resource_keys={"lake"},
     kinds={"polars"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=follows_upstream(),
 )
 def live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult:
     """Realised directional accuracy of stored predictions per model version and horizon."""
@@ -182,7 +192,7 @@ def live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult:
     group_name="ml",
     required_resource_keys={"lake"},
     kinds={"polars"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=follows_upstream(),
 )
 def served_live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult:
     """Realised directional accuracy of the predictions the HTTP service answered."""
@@ -208,9 +218,7 @@ def served_live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult
 
 
 evaluation_job = dg.define_asset_job("ml_evaluation", selection=[EVALUATION_KEY])
-weekly_evaluation = dg.ScheduleDefinition(
-    name="weekly_evaluation", job=evaluation_job, cron_schedule=WEEKLY_CRON
-)
+"""Launch the walk-forward evaluation by hand (its automation condition runs it weekly)."""
 
 
 def _accuracy_markdown(horizons: dict) -> str:
@@ -227,8 +235,4 @@ def _accuracy_markdown(horizons: dict) -> str:
 training_job = dg.define_asset_job(
     "train_price_model", selection=dg.AssetSelection.assets(PRICE_MODEL_KEY)
 )
-
-daily_training = dg.ScheduleDefinition(
-    name="daily_training", job=training_job, cron_schedule=DAILY_TRAINING_CRON
-)
-"""04:00 UTC every day: retrain, evaluate and (if it wins) promote the price model."""
+"""Launch a training by hand (its automation condition retrains daily at 04:00 UTC)."""

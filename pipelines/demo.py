@@ -19,11 +19,18 @@ import httpx
 
 from pipelines.broker import broker_status, free_port, start_broker, stop_broker
 from pipelines.materialize import materialize_assets
-from pipelines.produce import ingest_topic, produce_candle_file, produce_simulated_candles
+from pipelines.produce import ingest_topic, produce_candle_file, produce_to_topic
+from pipelines.simulator import HOUR_MS, simulate_candles
 from warehouse.errors import MarketlakeError
 from warehouse.settings import Settings
+from warehouse.topics import CANDLES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEMO_ROOM_DAYS = 30
+"""The simulated history ends this many days before now, so that `marketlake up --source
+simulate --speed 3600` has 30 days (12 minutes) to fast-forward before it reaches the present
+and goes on at market speed (no bar is produced before it has closed)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class DemoOptions:
     file: str | None = None
     max_epochs: int = 3
     seed: int = 7
+    ends_days_ago: int = DEMO_ROOM_DAYS
 
 
 def _step(text: str) -> None:
@@ -113,8 +121,14 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             )
         else:
             _step(f"simulating {options.hours} hourly candles of {', '.join(options.symbols)}")
-            sent = produce_simulated_candles(
-                settings, options.symbols, hours=options.hours, seed=options.seed
+            end_ms = (int(time.time() * 1000) // HOUR_MS - 1 - 24 * options.ends_days_ago) * HOUR_MS
+            sent = produce_to_topic(
+                settings,
+                CANDLES,
+                simulate_candles(
+                    options.symbols, hours=options.hours, seed=options.seed, end_ms=end_ms
+                ),
+                total=options.hours * len(options.symbols),
             )
         print(f"produced {sent} messages")
 
@@ -153,6 +167,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     home = settings.home
     print(
         f"\nDemo finished in {minutes:.1f} min. State lives in {home}. Look around:\n"
+        f"  Run it live: .venv/bin/marketlake up --source simulate --speed 3600\n"
+        f"               (broker, lander, Dagster with automation, API; `marketlake down` stops)\n"
         f"  Dagster UI:  .venv/bin/marketlake dagster            (http://127.0.0.1:3001)\n"
         f"  MLflow UI:   .venv/bin/marketlake mlflow              (http://127.0.0.1:5000)\n"
         f'  DuckDB:      .venv/bin/marketlake sql "select symbol, count(*) as hours, '

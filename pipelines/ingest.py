@@ -1,10 +1,12 @@
 """The micro-batch consumer: land what a Kafka topic holds into bronze Delta, exactly once.
 
 Offsets live in the Delta log only (kafka-delta-ingest's design): the consumer is assigned every
-partition, seeks each to the table's stored offset + 1, fetches a bounded batch, and lands it in
-one commit that also moves the stored offsets. "Caught up" means a fetch came back empty (and no
-partition is behind the broker's reported end offset): the embedded broker under-reports end
-offsets, so they are only ever a lower bound here.
+partition, seeks each to where landing starts (:func:`pipelines.offsets.landing_start`: the
+table's stored offset + 1, or the beginning of a restarted embedded broker's new log), fetches a
+bounded batch, and lands it in one commit that also moves the stored offsets (and records the
+embedded broker's log id). "Caught up" means a fetch came back empty (and no partition is behind
+the broker's reported end offset): the embedded broker under-reports end offsets, so they are
+only ever a lower bound here.
 
 A fetch thread reads the next batch while the current one is decoded and committed (decoding and
 the Delta write run in native code, outside the GIL). A crash loses at most fetched, uncommitted
@@ -15,31 +17,34 @@ loop never stops at "caught up": it lands whatever arrived every ``follow_batch_
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from pipelines.fetch import BatchFetcher, backoff
 from pipelines.kafka_io import make_consumer
+from pipelines.offset_moves import move_offsets
+from pipelines.offsets import landing_start, topic_partitions
 from warehouse.bronze import (
     REJECTS_TABLE,
     LandedBatch,
     RecordColumns,
     land_batch,
-    stored_offsets,
+    offset_ranges,
 )
-from warehouse.errors import BrokerError, IngestError
+from warehouse.errors import BrokerError, OffsetsLostError
 from warehouse.lake import TableLocation
 from warehouse.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
-MAX_EMPTY_POLLS = 10
+LAG_TIMEOUT_MS = 2_000
+"""The longest wait for the end offsets a report's lag is computed from."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class IngestOptions:
         retry_backoff_s: first wait between those attempts; doubles each time, capped at 30 s
             (default 1 s).
         prefetch: fetch the next batch while the current one is committed (default ``True``).
+        stop_offsets: partition -> offset where landing it stops (exclusive); the run ends when
+            every partition reached its own (default ``None``: until caught up).
     """
 
     batch_records: int = 50_000
@@ -70,6 +77,7 @@ class IngestOptions:
     broker_retries: int = 5
     retry_backoff_s: float = 1.0
     prefetch: bool = True
+    stop_offsets: Mapping[int, int] | None = None
 
 
 @dataclass
@@ -141,6 +149,7 @@ def land_topic(
     options: IngestOptions = IngestOptions(),
     on_batch: Callable[[LandedBatch], None] | None = None,
     stop: threading.Event | None = None,
+    log_id: int | None = None,
 ) -> IngestReport:
     """Land everything ``spec.topic`` holds beyond the stored offsets into ``bronze``.
 
@@ -152,6 +161,10 @@ def land_topic(
         options: batch size, bounds, follow mode and retries.
         on_batch: called after each committed batch (progress bars, metrics).
         stop: set it to end a run early (follow mode ends only so); ``None``: never.
+        log_id: the embedded broker's log identity, recorded with the offsets; when the table
+            records another log (or offsets without one) landing continues from this log's
+            beginning and logs a warning. ``None`` (default): an external cluster, whose log
+            is checked against the stored offsets instead.
 
     Returns:
         The offsets, rows, rejects, bytes and lag landed.
@@ -159,24 +172,51 @@ def land_topic(
     Raises:
         BrokerError: the broker stayed unreachable through every retry.
         CommitConflictError: another writer committed to the table first (nothing written).
+        OffsetsLostError: (``log_id`` ``None``) the log no longer holds the stored offsets.
     """
     started = time.monotonic()
     stop = stop or threading.Event()
     consumer = _connect(bootstrap, options)
-    fetcher: _Fetcher | None = None
+    fetcher: BatchFetcher | None = None
     try:
-        partitions = _partitions(consumer, spec.topic)
-        stored = stored_offsets(bronze, spec.table, spec.topic, partitions)
+        partitions = topic_partitions(consumer, spec.topic)
+        start = landing_start(consumer, bronze, spec, partitions, log_id=log_id)
+        stored = dict(start.stored)
+        stored_log = start.stored_log_id
+        if start.new_log:
+            log.warning("%s", start.describe_new_log())
+            move_offsets(
+                spec,
+                start.next_offsets,
+                bronze=bronze,
+                rejects=rejects,
+                expected=start.stored,
+                log_id=log_id,
+                expected_log_id=start.stored_log_id,
+                reason=f"new broker log {log_id} (was {start.stored_log_id})",
+            )
+            stored = {p: o - 1 for p, o in start.next_offsets.items()}
+            stored_log = log_id
         report = IngestReport(topic=spec.topic, table=spec.table)
-        report.start_offsets = {p: (o if o is not None else -1) + 1 for p, o in stored.items()}
+        report.start_offsets = dict(start.next_offsets)
         assignment = [TopicPartition(spec.topic, p) for p in partitions]
         consumer.assign(assignment)
         for tp in assignment:
             consumer.seek(tp, report.start_offsets[tp.partition])
-        fetcher = _Fetcher(consumer, spec.topic, assignment, options, stop)
+        fetcher = BatchFetcher(consumer, spec.topic, assignment, options, stop)
         batches = fetcher.run_in_thread() if options.prefetch else fetcher.batches()
         for batch in batches:
-            landed = land_batch(spec, batch, bronze=bronze, rejects=rejects, expected=stored)
+            _check_ahead(spec, batch, stored)
+            landed = land_batch(
+                spec,
+                batch,
+                bronze=bronze,
+                rejects=rejects,
+                expected=stored,
+                log_id=log_id,
+                expected_log_id=stored_log,
+            )
+            stored_log = log_id
             for partition, (_, last_offset) in landed.offsets.items():
                 stored[partition] = last_offset
             report.add(landed)
@@ -210,7 +250,7 @@ def _connect(bootstrap: str, options: IngestOptions) -> KafkaConsumer:
                     f"no Kafka broker answers at {bootstrap} after {attempt} attempts; start it "
                     "(`marketlake broker start`) or fix MARKETLAKE_KAFKA_BOOTSTRAP"
                 ) from exc
-            _backoff(bootstrap, attempt, options)
+            backoff(bootstrap, attempt, options)
 
 
 def _reachable(bootstrap: str, *, timeout_s: float = 2.0) -> bool:
@@ -225,172 +265,34 @@ def _reachable(bootstrap: str, *, timeout_s: float = 2.0) -> bool:
     return False
 
 
-def _backoff(bootstrap: str, attempt: int, options: IngestOptions) -> None:
-    wait = min(30.0, options.retry_backoff_s * 2 ** (attempt - 1))
-    log.warning(
-        "Kafka broker at %s unreachable (attempt %d of %d); retrying in %.1f s",
-        bootstrap,
-        attempt,
-        options.broker_retries,
-        wait,
-    )
-    time.sleep(wait)
-
-
-def _partitions(consumer: KafkaConsumer, topic: str) -> list[int]:
-    deadline = time.monotonic() + 10
-    while True:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return sorted(partitions)
-        if time.monotonic() > deadline:
-            raise IngestError(f"topic {topic!r} does not exist on the broker; produce to it first")
-        time.sleep(0.2)
+def _check_ahead(spec: TopicSpec, batch: RecordColumns, stored: dict[int, int | None]) -> None:
+    """Refuse a batch holding offsets already landed: the log was reset under a running ingest."""
+    behind: dict[int, tuple[int, int]] = {}
+    for partition, (first, _) in offset_ranges(batch).items():
+        last = stored.get(partition)
+        if last is not None and first <= last:
+            behind[partition] = (first, last)
+    if behind:
+        details = "; ".join(
+            f"partition {p}: offset {first}, stored last offset {last}"
+            for p, (first, last) in sorted(behind.items())
+        )
+        raise OffsetsLostError(
+            f"{spec.topic} handed back offsets {spec.table} has already landed ({details}): the "
+            "log was replaced under a running ingest; nothing of this batch was written. Rerun "
+            f"`marketlake ingest --topic {spec.topic}`, or move the stored offsets with "
+            "`--reset-offsets earliest|latest`"
+        )
 
 
 def _lag(
     consumer: KafkaConsumer, assignment: Sequence[TopicPartition], next_offsets: dict[int, int]
 ) -> dict[int, int]:
-    try:
-        ends = consumer.end_offsets(list(assignment))
+    try:  # informational: a broker that went away must not hold the run for a request timeout
+        ends = consumer.end_offsets(list(assignment), timeout_ms=LAG_TIMEOUT_MS)
     except KafkaError:
         return {}
     return {tp.partition: max(0, ends[tp] - next_offsets[tp.partition]) for tp in assignment}
-
-
-_DONE = object()
-
-
-class _Fetcher:
-    """Fetches bounded batches from an assigned consumer, in this thread or a background one."""
-
-    def __init__(
-        self,
-        consumer: KafkaConsumer,
-        topic: str,
-        assignment: Sequence[TopicPartition],
-        options: IngestOptions,
-        stop: threading.Event,
-    ) -> None:
-        self.consumer = consumer
-        self.topic = topic
-        self.assignment = list(assignment)
-        self.options = options
-        self.stop = stop
-        self.fetched = 0
-        self.thread: threading.Thread | None = None
-
-    def batches(self) -> Iterator[RecordColumns]:
-        """Yield batches until caught up (not in follow mode), ``max_records``, or ``stop``."""
-        limit = self.options.max_records
-        while not self.stop.is_set() and (limit is None or self.fetched < limit):
-            budget = self.options.batch_records
-            if limit is not None:
-                budget = min(budget, limit - self.fetched)
-            batch = self._fetch(budget)
-            if batch is None:
-                return
-            if len(batch):
-                self.fetched += len(batch)
-                yield batch
-
-    def run_in_thread(self) -> Iterator[RecordColumns]:
-        """Like :meth:`batches`, fetching one batch ahead in a background thread."""
-        handoff: queue.Queue[object] = queue.Queue(maxsize=1)
-
-        def work() -> None:
-            try:
-                for batch in self.batches():
-                    if not self._put(handoff, batch):
-                        return
-                self._put(handoff, _DONE)
-            except BaseException as exc:  # handed to the landing thread, raised there
-                self._put(handoff, exc)
-
-        self.thread = threading.Thread(target=work, name=f"fetch-{self.topic}", daemon=True)
-        self.thread.start()
-        while True:
-            try:
-                item = handoff.get(timeout=0.2)
-            except queue.Empty:
-                if self.thread.is_alive() or not handoff.empty():
-                    continue
-                return  # stopped while the fetcher had nothing to hand over
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, RecordColumns)
-            yield item
-
-    def join(self) -> None:
-        if self.thread is not None:
-            self.thread.join(timeout=30)
-
-    def _put(self, handoff: queue.Queue[object], item: object) -> bool:
-        while not self.stop.is_set():
-            try:
-                handoff.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _fetch(self, budget: int) -> RecordColumns | None:
-        """Fetch up to ``budget`` records; ``None`` means caught up (never in follow mode)."""
-        options = self.options
-        batch = RecordColumns(self.topic, [], [], [], [], [])
-        empty = 0
-        retries = 0
-        opened = time.monotonic()
-        while len(batch) < budget and not self.stop.is_set():
-            polled = self.consumer.poll(
-                timeout_ms=options.poll_timeout_ms, max_records=budget - len(batch)
-            )
-            if any(polled.values()):
-                empty = 0
-                for tp, records in polled.items():
-                    batch.partitions.extend([tp.partition] * len(records))
-                    batch.offsets.extend([r.offset for r in records])
-                    batch.timestamps.extend([r.timestamp for r in records])
-                    batch.keys.extend([r.key for r in records])
-                    batch.values.extend([r.value for r in records])
-                if options.follow and time.monotonic() - opened >= options.follow_batch_s:
-                    break
-                continue
-            if len(batch):
-                break  # land what we have; the next fetch decides whether we are caught up
-            empty += 1
-            if options.follow:
-                opened = time.monotonic()
-                continue
-            if empty < options.empty_polls:
-                continue
-            try:
-                behind = _behind_reported_end(self.consumer, self.assignment)
-            except KafkaError as exc:
-                retries += 1
-                if retries > options.broker_retries:
-                    raise BrokerError(
-                        f"lost the Kafka broker while reading {self.topic}: {exc}; nothing "
-                        "uncommitted was written, rerun `marketlake ingest` when it is back"
-                    ) from exc
-                _backoff(str(self.consumer.config["bootstrap_servers"]), retries, options)
-                continue
-            if not behind:
-                return None
-            if empty >= MAX_EMPTY_POLLS:
-                log.warning(
-                    "%d empty fetches while behind the reported end offsets; stopping", empty
-                )
-                return None
-        return batch
-
-
-def _behind_reported_end(consumer: KafkaConsumer, assignment: Sequence[TopicPartition]) -> bool:
-    """Whether a partition is behind the broker's end offset (a lower bound on embedded Tansu)."""
-    ends = consumer.end_offsets(list(assignment))
-    return any(consumer.position(tp) < ends[tp] for tp in assignment)
 
 
 def rejects_location(lake_uri: str, storage_options: dict[str, str]) -> TableLocation:

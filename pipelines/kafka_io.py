@@ -41,8 +41,22 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = TOPICS.values()) 
         admin.close()
 
 
-def make_producer(bootstrap: str) -> KafkaProducer:
-    """A producer of JSON messages keyed by strings; batches for throughput."""
+LIVE_PRODUCER_TIMEOUTS = {
+    "request_timeout_ms": 4_000,
+    "delivery_timeout_ms": 8_000,
+    "max_block_ms": 8_000,
+}
+"""Timeouts of a long-running source's producer: a broker that died fails a send within 8 s
+(instead of kafka-python's 2 minutes), so the source can move to the restarted broker."""
+
+
+def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    """A producer of JSON messages keyed by strings; batches for throughput.
+
+    Args:
+        bootstrap: the Kafka bootstrap address.
+        overrides: more ``KafkaProducer`` settings (e.g. :data:`LIVE_PRODUCER_TIMEOUTS`).
+    """
     try:
         return KafkaProducer(
             bootstrap_servers=bootstrap,
@@ -52,6 +66,7 @@ def make_producer(bootstrap: str) -> KafkaProducer:
             linger_ms=20,
             batch_size=512 * 1024,
             max_request_size=4 * 1024 * 1024,
+            **overrides,
         )
     except KafkaError as exc:
         raise BrokerError(f"no Kafka broker answers at {bootstrap}") from exc

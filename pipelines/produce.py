@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipelines.broker import resolve_bootstrap
+from pipelines.broker import resolve_bootstrap, resolve_broker
 from pipelines.ingest import IngestOptions, IngestReport, land_topic
 from pipelines.kafka_io import ensure_topics, make_producer, produce_messages
 from pipelines.simulator import simulate_candles
@@ -26,6 +26,7 @@ from pipelines.sources.candle_files import iter_candle_messages, read_candle_fil
 from pipelines.sources.coingecko import CoinGeckoClient, tickers_from_markets
 from pipelines.sources.fear_greed_files import read_fear_greed_file
 from pipelines.sources.post_files import read_posts
+from warehouse.bronze import LandedBatch
 from warehouse.catalog import BRONZE_REJECTS
 from warehouse.errors import ConfigError, SourceError
 from warehouse.lake import Lake
@@ -302,20 +303,42 @@ def ingest_topic(
     follow: bool = False,
     stop: threading.Event | None = None,
     progress: bool = True,
+    on_batch: Callable[[LandedBatch], None] | None = None,
 ) -> IngestReport:
-    """Land ``topic`` into its bronze table until caught up (or forever with ``follow``)."""
+    """Land ``topic`` into its bronze table until caught up (or forever with ``follow``).
+
+    The broker and its log id come from ``settings`` (:func:`pipelines.broker.resolve_broker`):
+    on the embedded broker, offsets stored for a dead log are replaced by the running log's.
+
+    Args:
+        settings: the broker and the lake.
+        topic: one of :data:`warehouse.topics.TOPICS`.
+        max_records: stop after this many records (default ``None``: until caught up).
+        follow: keep landing records as they arrive until ``stop`` (default ``False``).
+        stop: set it to end the run after the current batch (default ``None``: never).
+        progress: show a progress bar (default ``True``).
+        on_batch: called after each committed batch, besides the progress bar (default
+            ``None``: nothing).
+    """
     spec = topic_spec(topic)
     lake = Lake(settings.lake_uri, settings.storage_options)
-    bootstrap = resolve_bootstrap(settings)
+    endpoint = resolve_broker(settings)
     with tqdm(unit="msg", desc=f"ingest {topic}", leave=False, disable=not progress) as bar:
+
+        def landed(batch: LandedBatch) -> None:
+            bar.update(batch.rows + batch.rejects)
+            if on_batch is not None:
+                on_batch(batch)
+
         return land_topic(
-            bootstrap,
+            endpoint.bootstrap,
             spec,
             bronze=lake.location(spec.table),
             rejects=lake.location(BRONZE_REJECTS),
             options=IngestOptions(max_records=max_records, follow=follow),
-            on_batch=lambda landed: bar.update(landed.rows + landed.rejects),
+            on_batch=landed,
             stop=stop,
+            log_id=endpoint.log_id,
         )
 
 

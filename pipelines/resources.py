@@ -6,60 +6,88 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.broker import resolve_bootstrap
+from pipelines.broker import BrokerEndpoint, broker_status, resolve_broker
 from pipelines.ingest import IngestOptions, IngestReport, land_topic
-from warehouse.bronze import stored_offsets
 from warehouse.catalog import BRONZE_REJECTS
+from warehouse.errors import BrokerError
 from warehouse.lake import Lake
 from warehouse.settings import Settings, load_settings
 from warehouse.topics import TopicSpec
 
 
 class KafkaResource(dg.ConfigurableResource):
-    """The Kafka cluster: ``MARKETLAKE_KAFKA_BOOTSTRAP`` or the embedded broker of the home."""
+    """The Kafka cluster: ``MARKETLAKE_KAFKA_BOOTSTRAP`` or the embedded broker of the home.
+
+    An explicit ``bootstrap`` is an external cluster (no log id) unless it is the address of
+    the home's running embedded broker, whose log id then applies.
+    """
 
     bootstrap: str | None = None
     home: str | None = None
 
-    def bootstrap_address(self) -> str:
-        if self.bootstrap:
-            return self.bootstrap
+    def endpoint(self) -> BrokerEndpoint:
+        """The broker and, for the embedded one, its log id."""
         settings = load_settings()
         if self.home:
             settings = _with_home(settings, Path(self.home))
-        return resolve_bootstrap(settings)
+        if not self.bootstrap:
+            return resolve_broker(settings)
+        embedded = broker_status(settings.broker_dir)
+        if embedded is not None and embedded.bootstrap == self.bootstrap:
+            return BrokerEndpoint(self.bootstrap, embedded.log_id)
+        return BrokerEndpoint(self.bootstrap, None)
+
+    def bootstrap_address(self) -> str:
+        return self.endpoint().bootstrap
 
     def land(self, spec: TopicSpec, lake: Lake, *, max_records: int | None = None) -> IngestReport:
         """Land ``spec.topic`` into its bronze table, exactly once, until caught up."""
+        endpoint = self.endpoint()
         return land_topic(
-            self.bootstrap_address(),
+            endpoint.bootstrap,
             spec,
             bronze=lake.location(spec.table),
             rejects=lake.location(BRONZE_REJECTS),
             options=IngestOptions(max_records=max_records),
+            log_id=endpoint.log_id,
         )
 
-    def lag(self, spec: TopicSpec, lake: Lake) -> dict[int, tuple[int, int]]:
-        """Per partition: (next offset to land, broker end offset). End offsets are a lower
-        bound on the embedded broker, so a positive difference is new data for sure."""
+    def lag(
+        self, spec: TopicSpec, lake: Lake, *, endpoint: BrokerEndpoint | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """Per partition: (next offset to land, broker end offset).
+
+        The next offset is where landing starts (:func:`pipelines.offsets.landing_start`: the
+        new log's beginning after an embedded broker restart). End offsets are a lower bound on
+        the embedded broker, so a positive difference is new data for sure.
+
+        Args:
+            spec: the topic and its table.
+            lake: the lake.
+            endpoint: the broker (default ``None``: :meth:`endpoint`).
+
+        Raises:
+            OffsetsLostError: (external cluster) the log no longer holds the stored offsets.
+        """
         from kafka import TopicPartition
+        from kafka.errors import KafkaError
 
         from pipelines.kafka_io import make_consumer
+        from pipelines.offsets import landing_start
 
-        consumer = make_consumer(self.bootstrap_address())
+        endpoint = endpoint or self.endpoint()
+        consumer = make_consumer(endpoint.bootstrap)
         try:
             partitions = sorted(consumer.partitions_for_topic(spec.topic) or [])
+            start = landing_start(
+                consumer, lake.location(spec.table), spec, partitions, log_id=endpoint.log_id
+            )
             ends = consumer.end_offsets([TopicPartition(spec.topic, p) for p in partitions])
+        except KafkaError as exc:
+            raise BrokerError(f"cannot read the offsets of {spec.topic}: {exc}") from exc
         finally:
             consumer.close()
-        stored = stored_offsets(lake.location(spec.table), spec.table, spec.topic, partitions)
-        return {
-            p: (
-                (stored[p] if stored[p] is not None else -1) + 1,
-                ends[TopicPartition(spec.topic, p)],
-            )
-            for p in partitions
-        }
+        return {p: (start.next_offsets[p], ends[TopicPartition(spec.topic, p)]) for p in partitions}
 
 
 class LakeResource(dg.ConfigurableResource):

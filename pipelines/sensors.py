@@ -1,8 +1,10 @@
 """Sensors: request a bounded ingest run when a Kafka topic holds offsets bronze has not landed.
 
-One sensor and one job per topic (``candles_lag_sensor`` -> ``ingest_candles`` ...). The run key
-names the table and the offset each partition starts from, so a lag that has not moved never
-requests a second run; the run lands at most :data:`MAX_RUN_RECORDS` records.
+One sensor and one job per topic (``candles_lag_sensor`` -> ``ingest_candles`` ...), built by
+:func:`lag_sensors` for ``pipelines/definitions.py`` (running by default). The run key names the
+table and the offset each partition starts from, so a lag that has not moved never requests a
+second run; the run lands at most :data:`MAX_RUN_RECORDS` records. While the live lander of
+``marketlake up`` runs (``up.json``), the sensors skip: it lands bronze itself.
 
 The embedded broker reports a partition's end offset as the first offset of its last producer
 batch + 1, so once a bounded run stops inside that batch the reported end is not beyond the
@@ -17,6 +19,7 @@ therefore reads from the stored offsets itself (:func:`records_beyond`, at most
 import json
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -32,7 +35,9 @@ from assets.bronze import (
 )
 from pipelines.kafka_io import make_consumer
 from pipelines.resources import KafkaResource, LakeResource
-from warehouse.errors import BrokerError, MarketlakeError
+from pipelines.up_state import running_component
+from warehouse.errors import BrokerError, MarketlakeError, OffsetsLostError
+from warehouse.settings import load_settings
 from warehouse.topics import CANDLES, FEAR_GREED, POSTS, TICKERS, TOPICS
 
 if TYPE_CHECKING:  # dagster exports no public name for what define_asset_job returns
@@ -106,18 +111,29 @@ def records_beyond(
 def lag_run_request(
     topic: str, kafka: KafkaResource, lake: LakeResource
 ) -> dg.SensorResult | dg.SkipReason:
-    """A run request for ``topic`` when Kafka holds offsets beyond the stored ones."""
+    """A run request for ``topic`` when Kafka holds offsets beyond where landing starts.
+
+    After an embedded broker restart landing starts at the new log's beginning (the stored
+    offsets belong to the dead log), and the run key names the log so it never repeats a key
+    of the dead log. Offsets an external cluster no longer holds fail the evaluation with
+    :class:`OffsetsLostError` (it says how to move them) instead of reporting "caught up".
+    """
     spec = TOPICS[topic]
+    log_id: int | None = None
     try:
-        lag = kafka.lag(spec, lake.lake())
+        endpoint = kafka.endpoint()
+        log_id = endpoint.log_id
+        lag = kafka.lag(spec, lake.lake(), endpoint=endpoint)
         if all(end <= start for start, end in lag.values()):
             found = records_beyond(
-                kafka.bootstrap_address(),
+                endpoint.bootstrap,
                 spec.topic,
                 {p: start for p, (start, _) in lag.items()},
                 timeout_s=PROBE_TIMEOUT_S,
             )
             lag = {p: (start, max(end, found.get(p, end))) for p, (start, end) in lag.items()}
+    except OffsetsLostError:
+        raise
     except MarketlakeError as exc:
         return dg.SkipReason(f"cannot read the lag of {spec.topic}: {exc}")
     behind = {p: end - start for p, (start, end) in lag.items() if end > start}
@@ -126,6 +142,8 @@ def lag_run_request(
     next_offsets = {p: start for p, (start, _) in lag.items()}
     end_offsets = {p: end for p, (_, end) in lag.items()}
     key = lag_run_key(spec.table, dict(lag))
+    if log_id is not None:
+        key = f"{key};log={log_id}"
     asset = "__".join(spec.table.split("/"))
     return dg.SensorResult(
         run_requests=[
@@ -144,36 +162,66 @@ def lag_run_request(
     )
 
 
-def ingest_job_and_lag_sensor(
-    topic: str, bronze: dg.AssetKey, *, name: str, interval_s: int
-) -> tuple["UnresolvedAssetJobDefinition", dg.SensorDefinition]:
-    """The job ``ingest_<name>`` landing ``bronze`` and the sensor ``<name>_lag_sensor``
-    requesting its runs when ``topic`` has lag (evaluated at most every ``interval_s``)."""
-    job = dg.define_asset_job(f"ingest_{name}", selection=dg.AssetSelection.assets(bronze))
+def ingest_job(name: str, bronze: dg.AssetKey) -> "UnresolvedAssetJobDefinition":
+    """The job ``ingest_<name>``: one bounded landing run of the asset ``bronze``."""
+    return dg.define_asset_job(f"ingest_{name}", selection=dg.AssetSelection.assets(bronze))
+
+
+ingest_candles_job = ingest_job("candles", BRONZE_CANDLES_KEY)
+ingest_tickers_job = ingest_job("tickers", BRONZE_TICKERS_KEY)
+ingest_posts_job = ingest_job("posts", BRONZE_POSTS_KEY)
+ingest_fear_greed_job = ingest_job("fear_greed", BRONZE_FEAR_GREED_KEY)
+
+LAG_SENSORS: dict[str, tuple[str, "UnresolvedAssetJobDefinition", int]] = {
+    CANDLES: ("candles", ingest_candles_job, 30),
+    TICKERS: ("tickers", ingest_tickers_job, 30),
+    POSTS: ("posts", ingest_posts_job, 30),
+    FEAR_GREED: ("fear_greed", ingest_fear_greed_job, 60),
+}
+"""topic -> (sensor name ``<name>_lag_sensor``, the job it requests, seconds between looks)."""
+
+
+def live_lander_skip(kafka: KafkaResource) -> dg.SkipReason | None:
+    """A skip while the live lander of ``marketlake up`` runs (it lands bronze outside Dagster
+    and reports each batch), so a sensor-requested run never races it; ``None`` otherwise.
+
+    The lander is read from ``<home>/up.json`` (``kafka.home``, default ``MARKETLAKE_HOME``).
+    """
+    home = Path(kafka.home) if kafka.home else load_settings().home
+    pid = running_component(home, "lander")
+    if pid is None:
+        return None
+    return dg.SkipReason(
+        f"bronze is landed by the live lander of `marketlake up` (pid {pid}); "
+        "this sensor requests ingest runs again once it stops"
+    )
+
+
+def lag_sensor(
+    topic: str, *, default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING
+) -> dg.SensorDefinition:
+    """The sensor ``<name>_lag_sensor`` requesting an ``ingest_<name>`` run when ``topic`` has
+    lag (see :data:`LAG_SENSORS`), quiet while the live lander runs."""
+    name, job, interval_s = LAG_SENSORS[topic]
 
     @dg.sensor(
         name=f"{name}_lag_sensor",
         job=job,
         minimum_interval_seconds=interval_s,
-        description=f"Request an ingest run of {topic} when Kafka holds new offsets.",
+        default_status=default_status,
+        description=f"Request an ingest run of {topic} when Kafka holds new offsets "
+        "(skips while the live lander of `marketlake up` runs).",
     )
     def sensor(
         context: SensorEvaluationContext, kafka: KafkaResource, lake: LakeResource
     ) -> dg.SensorResult | dg.SkipReason:
-        return lag_run_request(topic, kafka, lake)
+        return live_lander_skip(kafka) or lag_run_request(topic, kafka, lake)
 
-    return job, sensor
+    return sensor
 
 
-ingest_candles_job, candles_lag_sensor = ingest_job_and_lag_sensor(
-    CANDLES, BRONZE_CANDLES_KEY, name="candles", interval_s=30
-)
-ingest_tickers_job, tickers_lag_sensor = ingest_job_and_lag_sensor(
-    TICKERS, BRONZE_TICKERS_KEY, name="tickers", interval_s=30
-)
-ingest_posts_job, posts_lag_sensor = ingest_job_and_lag_sensor(
-    POSTS, BRONZE_POSTS_KEY, name="posts", interval_s=30
-)
-ingest_fear_greed_job, fear_greed_lag_sensor = ingest_job_and_lag_sensor(
-    FEAR_GREED, BRONZE_FEAR_GREED_KEY, name="fear_greed", interval_s=60
-)
+def lag_sensors(
+    *, default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING
+) -> list[dg.SensorDefinition]:
+    """The four lag sensors, one per topic, all starting in ``default_status``."""
+    return [lag_sensor(topic, default_status=default_status) for topic in LAG_SENSORS]

@@ -118,3 +118,94 @@ def _start_price(symbol: str, rng: np.random.Generator) -> float:
         if symbol.upper().startswith(prefix):
             return price
     return float(rng.uniform(1, 100))
+
+
+@dataclass(frozen=True)
+class LastBar:
+    """Where a symbol's history stops: the open time (ms) and close of its newest bar."""
+
+    open_time_ms: int
+    close: float
+
+
+class CandleStream:
+    """Hour after hour of simulated candles that continue each symbol from its last bar.
+
+    The same model as :func:`simulate_candles` (GARCH(1,1)-t returns on a common market factor),
+    kept as running state so a live source can ask for one more hour at a time. Each symbol
+    opens at its last close; symbols without history start at :data:`START_PRICES` one hour
+    after the newest bar of any symbol (or ``start_ms``).
+
+    Args:
+        symbols: exchange symbols; the first is the market factor.
+        last: symbol -> its last bar in the lake (symbols missing here start fresh).
+        start_ms: open time of the first bar of symbols without history and no other history
+            (default: the last full hour before now).
+        seed: random seed.
+        options: model parameters.
+    """
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        last: dict[str, LastBar],
+        *,
+        start_ms: int | None = None,
+        seed: int = 0,
+        options: SimulationOptions = SimulationOptions(),
+    ) -> None:
+        self.symbols = list(symbols)
+        self.options = options
+        self.rng = np.random.default_rng(seed)
+        if start_ms is None:
+            import time
+
+            start_ms = (int(time.time() * 1000) // HOUR_MS - 1) * HOUR_MS
+        newest = max((bar.open_time_ms for bar in last.values()), default=start_ms - HOUR_MS)
+        self.next_open_ms = newest + HOUR_MS
+        self.close = {
+            s: last[s].close if s in last else _start_price(s, self.rng) for s in self.symbols
+        }
+        unconditional = options.omega / (1 - options.alpha - options.beta)
+        self.variance = dict.fromkeys(["__market__", *self.symbols], unconditional)
+
+    def _shock(self, name: str) -> float:
+        o = self.options
+        draw = float(self.rng.standard_t(o.dof)) / float(np.sqrt(o.dof / (o.dof - 2)))
+        value = float(np.sqrt(self.variance[name])) * draw
+        self.variance[name] = o.omega + o.alpha * value**2 + o.beta * self.variance[name]
+        return value
+
+    def next_hour(self) -> list[dict[str, object]]:
+        """The bars of the next hour, one per symbol (``market.candles`` messages)."""
+        o = self.options
+        open_time = self.next_open_ms
+        market = self._shock("__market__")
+        bars = []
+        for index, symbol in enumerate(self.symbols):
+            own = self._shock(symbol)
+            ret = market if index == 0 else o.market_beta * market + 0.6 * own
+            open_ = self.close[symbol]
+            close = open_ * float(np.exp(ret + o.drift))
+            sigma = float(np.sqrt(max(self.variance[symbol], o.omega / (1 - o.alpha))))
+            high = max(open_, close) * float(np.exp(abs(self.rng.normal()) * sigma * 0.5))
+            low = min(open_, close) * float(np.exp(-abs(self.rng.normal()) * sigma * 0.5))
+            volume = (
+                (1_000_000 / open_) * float(np.exp(self.rng.normal(0, 0.4))) * (1 + 40 * abs(ret))
+            )
+            bars.append(
+                {
+                    "symbol": symbol,
+                    "interval": "1h",
+                    "open_time": open_time,
+                    "open": open_,
+                    "high": high,
+                    "low": low,
+                    "close": close,
+                    "volume": volume,
+                    "source": "simulator",
+                }
+            )
+            self.close[symbol] = close
+        self.next_open_ms = open_time + HOUR_MS
+        return bars

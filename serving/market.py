@@ -201,14 +201,19 @@ class MarketService:
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
 
-    def market(self, request: MarketRequest) -> MarketResponse:
+    def market(self, request: MarketRequest, *, fresh: bool = False) -> MarketResponse:
         """Prices of the requested symbols, Fear & Greed and the summary.
+
+        Args:
+            request: the symbols.
+            fresh: check the table versions now; default False: at most every ``refresh_s``
+                seconds.
 
         Raises:
             RequestError: on ``symbols`` naming symbols the candles do not hold.
             DataError: when ``silver/candles`` does not exist yet.
         """
-        snapshot = self._current()
+        snapshot = self._current(fresh=fresh)
         served = snapshot.prices["symbol"].to_list()
         symbols = select_symbols(request.symbols, served)
         by_symbol = {row["symbol"]: row for row in snapshot.prices.iter_rows(named=True)}
@@ -233,11 +238,11 @@ class MarketService:
             for (symbol,), frame in closes.group_by("symbol", maintain_order=True)
         }
 
-    def _current(self) -> _Snapshot:
+    def _current(self, *, fresh: bool = False) -> _Snapshot:
         with self._lock:
             now = time.monotonic()
             cached = self._snapshot
-            if cached is not None and now - cached.checked_at < self.refresh_s:
+            if cached is not None and not fresh and now - cached.checked_at < self.refresh_s:
                 return cached
             candles_at = self.lake.location(SILVER_CANDLES)
             fear_greed_at = self.lake.location(SILVER_FEAR_GREED)

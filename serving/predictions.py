@@ -212,9 +212,14 @@ class PricePredictionService:
         """The latest prediction per symbol (the frame of :meth:`latest_predictions`)."""
         return self.latest_predictions().frame
 
-    def latest_predictions(self) -> LatestPredictions:
+    def latest_predictions(self, *, fresh: bool = False) -> LatestPredictions:
         """The latest prediction per symbol by the current model, cached per (gold table
         version, model version): recomputed when either moves.
+
+        Args:
+            fresh: check the gold table version now; default False: at most every
+                ``refresh_s`` seconds (the dashboard's watcher, which saw the version move,
+                passes True).
 
         Raises:
             NoChampionError: no model is loaded yet.
@@ -226,7 +231,7 @@ class PricePredictionService:
             cached = self._cached
             if cached is not None and not _same_model(cached.latest.model, model):
                 cached = None  # another model: its numbers must be recomputed
-            if cached is not None and now - cached.checked_at < self.refresh_s:
+            if cached is not None and not fresh and now - cached.checked_at < self.refresh_s:
                 return cached.latest
             location = self.lake.location(GOLD_FEATURES)
             version = table_version(location)

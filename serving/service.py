@@ -7,14 +7,16 @@ loads the sentiment model once, and reads the lake and the registry named by the
 variables as every other command. It starts without a champion: ``/readyz`` answers 503 and
 ``/predict`` and ``/signals`` answer 503 saying how to get one until a champion is loaded, while
 ``/sentiment``, ``/market`` and the dashboard work. Routes:
-``POST /predict``, ``/signals``, ``/sentiment`` and ``/market``, and ``GET /dashboard`` (an HTML
-page for a browser, mounted as a small Starlette app); BentoML adds the probes (``/livez``,
-``/healthz``, ``/readyz``) and ``/metrics``. With ``MARKETLAKE_API_TOKEN`` set, every route but the
-probes and the metrics, the dashboard included, needs ``Authorization: Bearer <token>``.
+``POST /predict``, ``/signals``, ``/sentiment`` and ``/market``, and the live dashboard
+(``GET /dashboard``, its static files, ``GET /dashboard/snapshot.json`` and the ``/ws``
+WebSocket, mounted as a small Starlette app, see ``serving/dashboard.py``); BentoML adds the
+probes (``/livez``, ``/healthz``, ``/readyz``) and ``/metrics``. With ``MARKETLAKE_API_TOKEN`` set,
+every route but the probes, the metrics and the dashboard's static files needs
+``Authorization: Bearer <token>`` (``/dashboard`` and ``/ws`` also take ``?token=``).
 
 The logic lives in plain modules (``serving/predictions.py``, ``signals.py``,
-``text_sentiment.py``, ``market.py``, ``dashboard.py``, ``auth.py``); this class only wires them to
-HTTP.
+``text_sentiment.py``, ``market.py``, ``live_board.py``, ``live_feed.py``, ``dashboard.py``,
+``auth.py``); this class only wires them to HTTP.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import Field
 from starlette.responses import JSONResponse
 
-from serving.auth import PUBLIC_PATHS, BearerAuthMiddleware
+from serving.auth import PUBLIC_PATHS, BearerAuthMiddleware, install_token_redaction
 from serving.champion import ChampionFollower, NoChampionError, model_refresh_s
 from serving.client_errors import install_client_error_filter
-from serving.dashboard import dashboard_app, gather_dashboard, render_dashboard
+from serving.dashboard import dashboard_app
+from serving.live_board import BoardSources, LiveBoard
+from serving.live_feed import LiveFeed
 from serving.market import MarketRequest, MarketResponse, MarketService
 from serving.prediction_log import PredictionLog
 from serving.predictions import (
@@ -77,18 +81,18 @@ def _no_champion_answer(exc: NoChampionError, retry_after_s: float) -> JSONRespo
     )
 
 
-def dashboard_page() -> str:
-    """The dashboard of the running service instance (``GET /dashboard``)."""
-    service = bentoml.get_current_service()
-    return render_dashboard(
-        gather_dashboard(
-            service.market_service, service.signal_service, started_at=service.started_at
-        )
-    )
+def live_board() -> LiveBoard:
+    """The dashboard board of the running service instance (one per worker)."""
+    board: LiveBoard = bentoml.get_current_service().live_board
+    return board
+
+
+# one feed (and so one watcher) per worker: `bentoml serve` imports this module in each worker
+LIVE_FEED = LiveFeed(live_board)
 
 
 @bentoml.service(name="marketlake", traffic={"timeout": 30})
-@bentoml.asgi_app(dashboard_app(dashboard_page), path="/", name="dashboard")
+@bentoml.asgi_app(dashboard_app(LIVE_FEED), path="/", name="dashboard")
 class MarketlakeService:
     """Price predictions, signals, sentiment and market prices from the lake and the registry."""
 
@@ -96,6 +100,7 @@ class MarketlakeService:
         settings = load_settings()
         apply_tool_homes(settings)
         install_client_error_filter()
+        install_token_redaction()
         if settings.api_token is None:
             logger.warning(
                 "MARKETLAKE_API_TOKEN is not set: every route is open; set it to require "
@@ -114,6 +119,16 @@ class MarketlakeService:
         self.sentiment = TextSentimentService(load_sentiment_model(settings.sentiment_model))
         self.market_service = MarketService(lake)
         self.started_at = datetime.now(UTC)
+        self.live_board = LiveBoard(
+            BoardSources(
+                lake=lake,
+                market=self.market_service,
+                predictions=self.predictions,
+                tracking_uri=settings.mlflow_tracking_uri,
+                settings=settings,
+                started_at=self.started_at,
+            )
+        )
         logger.info("sentiment model: %s", self.sentiment.model.name)
 
     def __is_ready__(self) -> bool:

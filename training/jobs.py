@@ -16,6 +16,7 @@ import polars as pl
 from training.config import MODEL_NAME, TrainConfig
 from training.dataset import datetime_bounds
 from training.predictions import (
+    PREDICTION_SCHEMA,
     LiveAccuracy,
     batch_predictions,
     live_accuracy,
@@ -112,31 +113,41 @@ def predict_from_lake(
     selector: str = CHAMPION,
     since: datetime | None = None,
 ) -> PredictionReport:
-    """Predict every gold hour with the model ``selector`` and store the rows idempotently.
+    """Predict the gold hours the model ``selector`` has not predicted yet; store them idempotently.
 
     Args:
         lake: the lake holding ``gold/features`` and ``gold/predictions``.
         tracking_uri: the MLflow registry.
         model_name: the registered model; default ``marketlake-price``.
         selector: alias or version number; default ``champion``.
-        since: the first hour to predict; ``None`` (default) continues after the last hour
-            already stored for this model version (everything on the first run).
+        since: the first hour to predict; ``None`` (default) continues from the earliest gold
+            hour, over all symbols, after the last hour already stored for that symbol and this
+            model version (everything on the first run). Hours of other symbols from there on
+            are predicted again and replace their stored rows, so a symbol whose candles land
+            late is never skipped and no prediction is stored twice.
     """
     loaded = load_registered(tracking_uri, model_name, selector)
     gold, gold_version = read_gold(lake)
     location = lake.location(GOLD_PREDICTIONS)
+    rows = None
     if since is None and open_table(location) is not None:
         stored = read_table(
             location,
-            columns=["ts"],
+            columns=["model_name", "model_version", "symbol", "ts"],
             filters=(pl.col("model_name") == model_name)
             & (pl.col("model_version") == loaded.version),
         )
-        if not stored.is_empty():
-            since = datetime_bounds(stored["ts"])[1] + timedelta(hours=1)
-    rows = batch_predictions(
-        loaded.predictor, gold, model_name=model_name, model_version=loaded.version, since=since
-    )
+        since = first_unpredicted_hour(gold, stored)
+        if since is None and not stored.is_empty():
+            rows = pl.DataFrame(schema=PREDICTION_SCHEMA)  # every gold hour is predicted
+    if rows is None:
+        rows = batch_predictions(
+            loaded.predictor,
+            gold,
+            model_name=model_name,
+            model_version=loaded.version,
+            since=since,
+        )
     version = store_predictions(location, rows)
     bounds = None if rows.is_empty() else datetime_bounds(rows["ts"])
     return PredictionReport(
@@ -148,6 +159,28 @@ def predict_from_lake(
         table_version=version,
         gold_version=gold_version,
     )
+
+
+def first_unpredicted_hour(gold: pl.DataFrame, stored: pl.DataFrame) -> datetime | None:
+    """The earliest gold hour after its symbol's last stored prediction (``None``: none).
+
+    Args:
+        gold: gold rows (``symbol``, ``ts``).
+        stored: the stored predictions of one model version (``symbol``, ``ts``).
+
+    Returns:
+        The first hour to predict from; a symbol with no stored prediction counts from its
+        first gold hour. ``None`` when every symbol's gold ends at or before its last stored
+        prediction.
+    """
+    last = stored.group_by("symbol").agg(pl.col("ts").max().alias("last_predicted"))
+    pending = (
+        gold.select("symbol", "ts")
+        .join(last, on="symbol", how="left")
+        .filter(pl.col("last_predicted").is_null() | (pl.col("ts") > pl.col("last_predicted")))
+    )
+    first = pending["ts"].min()
+    return first if isinstance(first, datetime) else None
 
 
 def live_accuracy_from_lake(lake: Lake) -> LiveAccuracy:

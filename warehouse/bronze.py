@@ -4,7 +4,9 @@ The landing step (``pipelines.ingest``) reads raw records and calls :func:`land_
 splits a batch into good rows and rejects, and commits both exactly once: each commit carries an
 app transaction per Kafka partition, ``(f"{table}-{topic}-{partition}", last_offset)``, and a
 restart resumes from those stored versions + 1. Rejects are committed first, with their own
-markers, so a crash between the two commits never duplicates a reject either.
+markers, so a crash between the two commits never duplicates a reject either. Records from the
+embedded broker also record its log identity, ``(f"{table}-{topic}-log", log_id)``, in the same
+commit: the stored offsets are only meaningful on that log (see :mod:`pipelines.offsets`).
 
 Decoding is bulk: the values of a batch are parsed together as NDJSON by Arrow and checked
 with Polars expressions that are stricter than the per-record validators of
@@ -136,6 +138,11 @@ def bronze_schema(spec: TopicSpec) -> pa.Schema:
 def app_id(table: str, topic: str, partition: int) -> str:
     """The Delta app-transaction id that stores the last landed offset of one partition."""
     return f"{table}-{topic}-{partition}"
+
+
+def log_app_id(table: str, topic: str) -> str:
+    """The Delta app-transaction id that stores the broker log the offsets of a topic belong to."""
+    return f"{table}-{topic}-log"
 
 
 def _parse_message(record: RawRecord) -> dict[str, object]:
@@ -274,6 +281,12 @@ def stored_offsets(
     return {partition: versions[ids[partition]] for partition in partitions}
 
 
+def stored_log_id(location: TableLocation, table: str, topic: str) -> int | None:
+    """The broker log the stored offsets of ``topic`` belong to (``None``: none recorded)."""
+    app = log_app_id(table, topic)
+    return transaction_versions(location, [app])[app]
+
+
 def offset_ranges(batch: RecordColumns) -> dict[int, tuple[int, int]]:
     """partition -> (first offset, last offset) of a batch."""
     frame = pl.DataFrame(
@@ -290,6 +303,8 @@ def land_batch(
     bronze: TableLocation,
     rejects: TableLocation,
     expected: dict[int, int | None],
+    log_id: int | None = None,
+    expected_log_id: int | None = None,
 ) -> LandedBatch:
     """Commit one batch of records to bronze (and its rejects) exactly once.
 
@@ -300,6 +315,10 @@ def land_batch(
         rejects: the shared rejects table.
         expected: partition -> last landed offset as read when the batch was fetched; the
             commit fails with :class:`CommitConflictError` if the table moved since.
+        log_id: the embedded broker log the records come from, recorded in the same commit
+            (default ``None``: an external cluster, no log is recorded or checked).
+        expected_log_id: with ``log_id``, the log id the table stored when the batch was
+            fetched (default ``None``: none); checked like ``expected``.
     """
     batch = records if isinstance(records, RecordColumns) else RecordColumns.from_records(records)
     now_ms = int(time.time() * 1000)
@@ -308,11 +327,16 @@ def land_batch(
     last = {p: hi for p, (_, hi) in ranges.items()}
     if decoded.rejects.num_rows:
         _land_rejects(spec, decoded.rejects, rejects, last)
+    transactions = {app_id(spec.table, spec.topic, p): o for p, o in last.items()}
+    checked = {app_id(spec.table, spec.topic, p): expected.get(p) for p in last}
+    if log_id is not None:
+        transactions[log_app_id(spec.table, spec.topic)] = log_id
+        checked[log_app_id(spec.table, spec.topic)] = expected_log_id
     version = append_exactly_once(
         bronze,
         decoded.rows,
-        transactions={app_id(spec.table, spec.topic, p): o for p, o in last.items()},
-        expected={app_id(spec.table, spec.topic, p): expected.get(p) for p in last},
+        transactions=transactions,
+        expected=checked,
         partition_by=["event_date"],
         metadata={"marketlake.topic": spec.topic, "marketlake.offsets": json.dumps(last)},
     )

@@ -9,6 +9,7 @@ what to do about it, built from the data involved.
     ├── LakeError            a Delta table cannot be read or written
     │   └── CommitConflictError   another writer committed first
     ├── IngestError          landing Kafka records failed (pipelines)
+    │   └── OffsetsLostError      the Kafka log no longer holds the stored offsets
     ├── BrokerError          the Kafka broker cannot be started or reached (pipelines)
     ├── SourceError          a remote API or a source file failed (pipelines)
     ├── ModelError           training or loading a model failed (training)
@@ -41,6 +42,15 @@ class CommitConflictError(LakeError):
 
 class IngestError(MarketlakeError):
     """Landing Kafka records into the lake failed."""
+
+
+class OffsetsLostError(IngestError):
+    """The Kafka log no longer holds the offsets a bronze table stores.
+
+    Retention deleted records that were never landed, or the topic was recreated. Nothing is
+    landed until the stored offsets are moved explicitly (``marketlake ingest --topic T
+    --reset-offsets earliest|latest``).
+    """
 
 
 class BrokerError(MarketlakeError):

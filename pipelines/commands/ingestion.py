@@ -6,11 +6,14 @@ import argparse
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.command_line import add_command, print_json
 from warehouse.errors import ConfigError
 from warehouse.settings import Settings
+
+if TYPE_CHECKING:
+    from pipelines.offset_moves import OffsetReset, ResetTo
 
 PRODUCE_KINDS = ("candles", "tickers", "posts", "fear-greed")
 
@@ -64,16 +67,34 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.produce import ingest_topic, ingest_topics
-    from warehouse.topics import TOPICS
+    from warehouse.topics import CANDLES, TOPICS
 
-    topics = list(TOPICS) if args.all else [args.topic]
+    topics = list(TOPICS) if args.all else [args.topic or CANDLES]
+    reset: dict[str, Any] | None = None
+    if args.reset_offsets:
+        if args.topic is None:
+            raise ConfigError(
+                "--reset-offsets moves the stored offsets of one topic: name it with --topic T"
+            )
+        moved = reset_topic_offsets(settings, args.topic, to=args.reset_offsets)
+        reset = {
+            "to": moved.to,
+            "before": {str(p): o for p, o in sorted(moved.before.items())},
+            "after": {str(p): o for p, o in sorted(moved.after.items())},
+            "table_version": moved.table_version,
+        }
+        if not args.json:
+            print(moved.describe())
     if args.follow or len(topics) > 1:
         stop = _stop_on_signals() if args.follow else None
         reports = ingest_topics(settings, topics, follow=args.follow, stop=stop)
     else:
         reports = [ingest_topic(settings, topics[0], max_records=args.max_records)]
     if args.json:
-        print_json([r.to_dict() for r in reports] if args.all else reports[0].to_dict())
+        result: Any = [r.to_dict() for r in reports] if args.all else reports[0].to_dict()
+        if reset is not None:
+            result["reset_offsets"] = reset
+        print_json(result)
         return 0
     for report in reports:
         print(
@@ -83,6 +104,28 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             + (f"; {report.extra_fields} with unknown fields" if report.extra_fields else "")
         )
     return 0
+
+
+def reset_topic_offsets(settings: Settings, topic: str, *, to: ResetTo) -> OffsetReset:
+    """Move the stored offsets of ``topic`` to its log's beginning or end (see
+    :func:`pipelines.offset_moves.reset_offsets`), on the broker of ``settings``."""
+    from pipelines.broker import resolve_broker
+    from pipelines.offset_moves import reset_offsets
+    from warehouse.catalog import BRONZE_REJECTS
+    from warehouse.lake import Lake
+    from warehouse.topics import topic_spec
+
+    spec = topic_spec(topic)
+    lake = Lake(settings.lake_uri, settings.storage_options)
+    endpoint = resolve_broker(settings)
+    return reset_offsets(
+        endpoint.bootstrap,
+        spec,
+        bronze=lake.location(spec.table),
+        rejects=lake.location(BRONZE_REJECTS),
+        to=to,
+        log_id=endpoint.log_id,
+    )
 
 
 def register(sub: Any) -> None:
@@ -120,8 +163,15 @@ def register(sub: Any) -> None:
         sub, "ingest", cmd_ingest, "land what Kafka holds into bronze, exactly once"
     )
     which = ingest.add_mutually_exclusive_group()
-    which.add_argument("--topic", default="market.candles", help="one topic (market.candles)")
+    which.add_argument("--topic", default=None, help="one topic (default market.candles)")
     which.add_argument("--all", action="store_true", help="every topic")
     ingest.add_argument("--follow", action="store_true", help="keep landing as records arrive")
     ingest.add_argument("--max-records", type=int, default=None)
+    ingest.add_argument(
+        "--reset-offsets",
+        choices=["earliest", "latest"],
+        default=None,
+        help="first move the stored offsets of --topic to the log's beginning (land everything "
+        "it holds) or its end (land only what arrives next); needed when the log lost them",
+    )
     ingest.add_argument("--json", action="store_true")

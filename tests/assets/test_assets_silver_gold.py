@@ -1,4 +1,5 @@
-"""Silver and gold assets in-process: skips without bronze, metadata, checks, incremental gold."""
+"""Silver and gold assets in-process: skips without bronze, metadata, checks, incremental gold,
+and blocking checks that keep bad silver data out of gold."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from assets import gold, silver
 from pipelines.resources import LakeResource
 from pipelines.simulator import simulate_candles
+from warehouse import refresh
 from warehouse.features import feature_columns
 from warehouse.lake import Lake
 from warehouse.topics import CANDLES, POSTS
@@ -100,3 +103,29 @@ def test_assets_build_silver_and_gold_then_update_gold_incrementally(
     assert gold_meta["rows"] == 2 * 26  # the new hour and the 25 before it, per symbol
     assert gold_meta["total_rows"] == 2 * 100
     assert metadata(again, "silver/posts")["scored"] == 0  # p1 is not scored again
+
+
+def test_bad_silver_data_stops_gold_in_the_same_run(
+    tmp_path: Path, land: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake_dir = tmp_path / "lake"
+    land(Lake(str(lake_dir)), CANDLES, simulate_candles(["BTCUSDT"], hours=30, seed=2))
+    build = refresh.build_silver_candles
+    # a silver build that lets a duplicate bar through
+    monkeypatch.setattr(refresh, "build_silver_candles", lambda b: build(b).pipe(duplicate_first))
+
+    result = dg.materialize(
+        [silver.silver_candles, gold.gold_features, *silver.SILVER_CHECKS, *gold.GOLD_CHECKS],
+        resources={"lake": LakeResource(uri=str(lake_dir))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failed = checks(result)["silver/candles:no_duplicate_keys"]
+    assert not failed.passed and failed.blocking
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"silver/candles"}  # gold/features did not run on the bad bars
+    assert not (lake_dir / "gold" / "features").exists()
+
+
+def duplicate_first(frame: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat([frame, frame.head(1)])

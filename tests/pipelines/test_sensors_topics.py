@@ -1,5 +1,6 @@
 """The four lag sensors on the embedded broker: each requests one bounded ingest run of its own
-bronze asset, naming the offset ranges it saw, and is quiet once the run has landed them.
+bronze asset, naming the offset ranges it saw, and is quiet once the run has landed them; and
+each skips while the live lander of `marketlake up` lands bronze itself.
 
 Every test sends to a fresh topic name (the topic's spec is swapped in ``TOPICS``, which the
 sensors, the bronze assets and the landing code all read at call time), so messages other tests
@@ -9,6 +10,9 @@ send to the shared session broker never show up here.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +32,7 @@ from pipelines.simulator import simulate_candles
 from pipelines.sources.alternative_me import fear_greed_from_payload
 from pipelines.sources.coingecko import tickers_from_markets
 from pipelines.sources.post_files import read_posts
+from pipelines.up_state import UpState, write_up_state
 from warehouse.lake import Lake, read_table
 from warehouse.topics import CANDLES, FEAR_GREED, POSTS, TICKERS, TOPICS, TopicSpec
 
@@ -103,7 +108,7 @@ CASES = [
     # three symbols over three partitions, keyed by symbol
     Case(
         CANDLES,
-        sensors.candles_lag_sensor,
+        sensors.lag_sensor(CANDLES),
         sensors.ingest_candles_job,
         bronze_candles,
         candle_messages,
@@ -111,17 +116,17 @@ CASES = [
     # a CoinGecko /coins/markets snapshot, keyed by symbol
     Case(
         TICKERS,
-        sensors.tickers_lag_sensor,
+        sensors.lag_sensor(TICKERS),
         sensors.ingest_tickers_job,
         bronze_tickers,
         ticker_messages,
     ),
     # a headlines file, keyed by post id
-    Case(POSTS, sensors.posts_lag_sensor, sensors.ingest_posts_job, bronze_posts, post_messages),
+    Case(POSTS, sensors.lag_sensor(POSTS), sensors.ingest_posts_job, bronze_posts, post_messages),
     # an alternative.me /fng/ payload: one partition, keyed by source
     Case(
         FEAR_GREED,
-        sensors.fear_greed_lag_sensor,
+        sensors.lag_sensor(FEAR_GREED),
         sensors.ingest_fear_greed_job,
         bronze_fear_greed,
         fear_greed_messages,
@@ -284,7 +289,7 @@ def test_a_run_cut_short_inside_the_last_producer_batch_is_requested_again(
     lake = Lake(str(lake_dir))
     report = KafkaResource(bootstrap=broker).land(spec, lake, max_records=4)
     assert report.rows == 4
-    request = run_request(evaluate(sensors.fear_greed_lag_sensor))
+    request = run_request(evaluate(sensors.lag_sensor(FEAR_GREED)))
     assert json.loads(request.tags["marketlake/start_offsets"]) == {"0": 4}
     [(start, end)] = [
         tuple(int(o) for o in key.split("@")[1].split(".."))
@@ -295,4 +300,64 @@ def test_a_run_cut_short_inside_the_last_producer_batch_is_requested_again(
     land(CASES[3], request, broker, lake_dir)
     assert landed_next_offsets(lake, spec) == {0: len(messages)}
     monkeypatch.setattr(sensors, "PROBE_TIMEOUT_S", 1.0)  # nothing is waiting now
-    assert isinstance(evaluate(sensors.fear_greed_lag_sensor), dg.SkipReason)
+    assert isinstance(evaluate(sensors.lag_sensor(FEAR_GREED)), dg.SkipReason)
+
+
+def finished_pid() -> int:
+    """The pid of a process that has exited (what a crashed `up` leaves in up.json)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.topic for c in CASES])
+def test_every_sensor_leaves_bronze_to_the_live_lander_while_it_runs(
+    case: Case, tmp_path: Path
+) -> None:
+    pid = os.getpid()  # alive for the whole test
+    write_up_state(tmp_path, UpState("http://api", "http://dagster", None, pids={"lander": pid}))
+    # an address nobody listens on: the sensor must not even ask Kafka
+    resources = {
+        "kafka": KafkaResource(bootstrap="127.0.0.1:9", home=str(tmp_path)),
+        "lake": LakeResource(uri=str(tmp_path / "lake")),
+    }
+    with dg.build_sensor_context(resources=resources) as context:
+        result = case.sensor(context)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message == (
+        f"bronze is landed by the live lander of `marketlake up` (pid {pid}); "
+        "this sensor requests ingest runs again once it stops"
+    )
+
+
+@pytest.mark.parametrize(
+    "pids",
+    [
+        # no `marketlake up` at all: no up.json
+        None,
+        # up.json left behind by a crashed `up`: its lander is gone
+        {"lander": finished_pid()},
+        # `up` runs, but without a lander
+        {"api": os.getpid()},
+    ],
+    ids=["no up.json", "dead lander", "no lander"],
+)
+def test_without_a_live_lander_the_sensor_requests_runs(
+    pids: dict[str, int] | None,
+    fresh_topic: Callable[[str], TopicSpec],
+    broker: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sensors, "PROBE_TIMEOUT_S", 0.5)
+    if pids is not None:
+        write_up_state(tmp_path, UpState("http://api", "http://dagster", None, pids=pids))
+    spec = fresh_topic(CANDLES)
+    produce(broker, spec, candle_messages(tmp_path, 0))
+    resources = {
+        "kafka": KafkaResource(bootstrap=broker, home=str(tmp_path)),
+        "lake": LakeResource(uri=str(tmp_path / "lake")),
+    }
+    with dg.build_sensor_context(resources=resources) as context:
+        result = sensors.lag_sensor(CANDLES)(context)
+    assert run_request(result).run_key.startswith(f"{spec.table}:")

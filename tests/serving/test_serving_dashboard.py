@@ -1,45 +1,43 @@
-"""The ``GET /dashboard`` page: data gathered from a real small lake and a registered model,
-rendered to self-contained HTML, served by the mounted app behind the bearer-token middleware."""
+"""The dashboard's routes: the page behind the token (header or ``?token=``), its public static
+files, the snapshot and ``/ws`` on the real BentoML app; the closes the market service keeps."""
 
 from __future__ import annotations
 
-import math
-import re
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
-from pathlib import Path
-from typing import ClassVar
+from typing import Any
 
 import polars as pl
 import pytest
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from serving.auth import BearerAuthMiddleware
+from serving.board_model import (
+    PortfolioBoard,
+    PredictionBoard,
+    PriceUpdate,
+    SentimentBoard,
+    Snapshot,
+    SystemStatus,
+)
 from serving.dashboard import (
+    CONTENT_SECURITY_POLICY,
     DASHBOARD_PATH,
-    DashboardData,
+    PAGE_FILE,
+    SNAPSHOT_PATH,
+    WS_PATH,
     dashboard_app,
-    gather_dashboard,
-    render_dashboard,
-    sparkline_svg,
 )
-from serving.market import (
-    FearGreed,
-    MarketRequest,
-    MarketService,
-    MarketSummary,
-    SymbolPrice,
-    recent_closes,
-)
-from serving.predictions import PricePredictionService
-from serving.signals import Signal, SignalService, SignalsRequest, SignalsResponse
-from training.registry import LoadedModel
+from serving.live_feed import LiveFeed
+from serving.market import MarketRequest, MarketService, recent_closes
 from warehouse.catalog import SILVER_CANDLES, SILVER_FEAR_GREED
 from warehouse.lake import Lake, overwrite, read_table
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
-EVIL = "<script>alert(1)</script>"
+TOKEN = "dash-token"
+VENDOR = "/dashboard/static/vendor/lightweight-charts/lightweight-charts.standalone.production.mjs"
 
 
 @pytest.fixture(scope="module")
@@ -49,211 +47,8 @@ def lake(
     fear_greed_days: pl.DataFrame,
 ) -> Lake:
     lake = small_lake(hours=80, seed=7, root=tmp_path_factory.mktemp("dashboard"))
-    overwrite(
-        lake.location(SILVER_FEAR_GREED),
-        fear_greed_days,
-    )
+    overwrite(lake.location(SILVER_FEAR_GREED), fear_greed_days)
     return lake
-
-
-@pytest.fixture(scope="module")
-def services(lake: Lake, registered_model: LoadedModel) -> tuple[MarketService, SignalService]:
-    predictions = PricePredictionService(registered_model, lake, refresh_s=0)
-    return MarketService(lake, refresh_s=0), SignalService(predictions)
-
-
-@pytest.fixture(scope="module")
-def data(services: tuple[MarketService, SignalService]) -> DashboardData:
-    return gather_dashboard(*services, started_at=T0)
-
-
-@pytest.fixture(scope="module")
-def page(data: DashboardData) -> str:
-    return render_dashboard(data)
-
-
-class _TagChecker(HTMLParser):
-    """Collects start tags and fails on a closing tag that does not close the open element."""
-
-    VOID: ClassVar[set[str]] = {"meta", "br", "img", "input", "link", "hr", "circle", "polyline"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.tags: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
-        self.stack.pop()
-
-
-def _parsed(page: str) -> _TagChecker:
-    checker = _TagChecker()
-    checker.feed(page)
-    checker.close()
-    assert checker.stack == [], f"unclosed elements: {checker.stack}"
-    return checker
-
-
-def test_page_is_well_formed_and_self_contained(page: str) -> None:
-    tags = _parsed(page).tags
-    assert page.startswith("<!DOCTYPE html>")
-    assert "script" not in tags and "link" not in tags and "img" not in tags
-    assert not re.search(r"(src|href)=|https?://|url\(", page)  # nothing loaded from anywhere
-    assert '<meta http-equiv="refresh" content="60">' in page
-
-
-def test_market_table_shows_each_symbol_with_its_figures_and_sparkline(
-    page: str, lake: Lake
-) -> None:
-    candles = read_table(lake.location(SILVER_CANDLES))
-    answer = MarketService(lake).market(MarketRequest())
-    prices_section = page[page.index("<h2>Prices</h2>") : page.index("<h2>Signals</h2>")]
-    rows = prices_section.split("<tr>")[2:]  # after the header row
-    assert [re.search(r"<th scope=row>(\w+)</th>", r)[1] for r in rows] == ["BTCUSDT", "ETHUSDT"]
-    for row, price in zip(rows, answer.prices, strict=True):
-        assert f"{price.close:,.2f}" in row
-        assert price.change_24h is not None and price.volatility_24h is not None
-        colour = "up" if price.change_24h > 0 else "down"
-        assert f'<span class="{colour}">{price.change_24h:+.2%}</span>' in row
-        assert f"{price.volatility_24h:.2%}" in row
-        assert row.count("<svg") == 1
-        last = candles.filter(pl.col("symbol") == price.symbol).sort("ts").tail(48)
-        assert f"48 closes from {last['ts'][0]:%Y-%m-%d %H:%M} UTC" in row
-
-
-def test_fear_greed_breadth_and_model_are_shown(page: str, data: DashboardData) -> None:
-    assert re.search(r">71 <small>Greed</small>", page)
-    assert data.market is not None and data.market.summary.symbols == 2
-    assert "2 symbols" in page and f"candles v{data.market.candles_version}" in page
-    assert "model <b>marketlake-price</b> v1" in page
-    assert "serving since 2024-03-01 00:00 UTC" in page
-    assert f"page served {data.generated_at:%Y-%m-%d %H:%M} UTC" in page
-    assert data.problems == ()
-
-
-def test_signals_show_every_served_horizon_as_the_signal_service_answers(
-    page: str, services: tuple[MarketService, SignalService]
-) -> None:
-    _, signal_service = services
-    horizons = signal_service.predictions.horizons
-    section = page[page.index("<h2>Signals</h2>") :]
-    assert [int(h) for h in re.findall(r"<th>(\d+)h</th>", section)] == horizons
-    for horizon in horizons:
-        for signal in signal_service.signals(SignalsRequest(horizon=horizon)).signals:
-            row = section[section.index(f"<th scope=row>{signal.symbol}</th>") :]
-            row = row[: row.index("</tr>")]
-            assert f'<span class="badge {signal.signal}">{signal.signal}</span>' in row
-            assert f"P(up) {signal.direction_probability:.3f}" in row
-            assert f"{signal.predicted_return:+.3%}" in row
-            assert f"{signal.feature_time:%Y-%m-%d %H:%M} UTC" in row
-    assert "long when P(up) ≥ 0.55, short when P(up) ≤ 0.45 (long_short)" in section
-
-
-def _evil_data() -> DashboardData:
-    ts = T0 + timedelta(hours=47)
-    market = {
-        "prices": [
-            SymbolPrice(
-                symbol=EVIL,
-                ts=ts,
-                close=0.00012345,
-                change_24h=None,
-                volatility_24h=None,
-                volume_24h=2.5e6,
-            )
-        ],
-        "fear_greed": FearGreed(value=10, classification="<b>Fear</b>", ts=T0),
-        "summary": MarketSummary(
-            symbols=1, up=0, down=0, unchanged=0, mean_change_24h=None, as_of=ts
-        ),
-        "candles_version": 3,
-        "served_at": ts,
-    }
-    signals = SignalsResponse(
-        horizon_hours=1,
-        long_threshold=0.55,
-        short_threshold=0.45,
-        mode="long_short",
-        model_name=f"price{EVIL}",
-        model_version=7,
-        served_at=ts,
-        signals=[
-            Signal(
-                symbol=EVIL,
-                signal="short",
-                position=-1,
-                direction_probability=0.2,
-                predicted_return=-0.01,
-                feature_time=ts,
-            )
-        ],
-    )
-    from serving.market import MarketResponse
-
-    return DashboardData(
-        market=MarketResponse(**market),
-        signals=(signals,),
-        closes={EVIL: [(T0 + timedelta(hours=h), 1.0 + h) for h in range(48)]},
-        generated_at=ts,
-        problems=(f"signals: unknown symbol {EVIL}",),
-    )
-
-
-def test_text_from_the_lake_and_the_registry_is_escaped() -> None:
-    page = render_dashboard(_evil_data(), refresh_s=None)
-    tags = _parsed(page).tags
-    assert "script" not in tags and "b" in tags  # only the page's own <b> (the model name)
-    assert "<script>" not in page and "<b>Fear" not in page
-    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 4  # price, signal, model, problem
-    assert "&lt;b&gt;Fear&lt;/b&gt;" in page
-    assert "http-equiv" not in page  # refresh_s=None: no reload
-    assert "0.00012345" in page and "2.50M" in page  # small price, compact volume
-    assert '<span class="muted">–</span>' in page  # no 24 h change or volatility
-
-
-@pytest.mark.parametrize(
-    ("closes", "expected"),
-    [
-        # rising: green, first point at the left bottom, last at the right top
-        ([(0, 1.0), (1, 2.0), (2, 3.0)], ("#1a7f37", [(2.0, 34.0), (80.0, 18.0), (158.0, 2.0)])),
-        # falling: red
-        ([(0, 3.0), (1, 1.0)], ("#cf222e", [(2.0, 2.0), (158.0, 34.0)])),
-        # flat: a level line through the middle, green (last >= first)
-        ([(0, 5.0), (1, 5.0), (3, 5.0)], ("#1a7f37", [(2.0, 18.0), (54.0, 18.0), (158.0, 18.0)])),
-        # a gap: x follows time, not the bar count; NaN closes are dropped
-        (
-            [(0, 1.0), (1, math.nan), (3, 2.0), (4, 1.0)],
-            ("#1a7f37", [(2, 34), (119, 2), (158, 34)]),
-        ),
-        # fewer than two points: a dash instead of a drawing
-        ([(0, 1.0)], None),
-        ([], None),
-    ],
-)
-def test_sparkline(
-    closes: list[tuple[int, float]], expected: tuple[str, list[tuple[float, float]]] | None
-) -> None:
-    svg = sparkline_svg([(T0 + timedelta(hours=h), c) for h, c in closes], width=160, height=36)
-    if expected is None:
-        assert "<svg" not in svg and "–" in svg
-        return
-    colour, points = expected
-    assert f'stroke="{colour}"' in svg
-    polyline = re.search(r'<polyline points="([^"]+)"', svg)
-    assert polyline is not None
-    drawn = [tuple(float(v) for v in p.split(",")) for p in polyline[1].split()]
-    assert drawn == [pytest.approx(p, abs=0.06) for p in points]
-    assert svg.startswith('<svg class="spark" width="160" height="36"')
-    _parsed(svg)
 
 
 def _bars(symbol: str, hours: list[int]) -> pl.DataFrame:
@@ -297,29 +92,40 @@ def test_market_service_serves_the_closes_from_its_snapshot(
     assert [p.symbol for p in service.market(MarketRequest()).prices] == list(closes)
 
 
-def test_missing_tables_leave_a_page_that_says_what_is_missing(
-    tmp_path: Path, registered_model: LoadedModel
-) -> None:
-    empty = Lake(str(tmp_path / "lake"))
-    data = gather_dashboard(
-        MarketService(empty), SignalService(PricePredictionService(registered_model, empty))
+def _still_snapshot() -> Snapshot:
+    return Snapshot(
+        generated_at=T0,
+        started_at=None,
+        prices=PriceUpdate(note="no candles"),
+        predictions=PredictionBoard(note="no model"),
+        sentiment=SentimentBoard(note="no posts"),
+        portfolio=PortfolioBoard(note="no paper trades yet"),
+        status=SystemStatus(generated_at=T0),
     )
-    page = render_dashboard(data)
-    _parsed(page)
-    assert data.market is None and data.signals == () and len(data.problems) == 2
-    assert "silver/candles" in page and "gold feature table" in page
-    assert "no model predictions" in page
 
 
-TOKEN = "dash-token"
+class _StillBoard:
+    """A board that never changes (the routes' tests need no lake)."""
+
+    clients = 0
+
+    def poll(self) -> list[Any]:
+        return []
+
+    def refresh_lag(self) -> None:
+        pass
+
+    def snapshot(self) -> Snapshot:
+        return _still_snapshot()
 
 
 @pytest.fixture(scope="module")
-def app_client(page: str) -> Iterator[Callable[[str | None], TestClient]]:
+def app_client() -> Iterator[Callable[[str | None], TestClient]]:
     clients: list[TestClient] = []
+    board = _StillBoard()
 
     def client(token: str | None) -> TestClient:
-        app = dashboard_app(lambda: page)
+        app = dashboard_app(LiveFeed(lambda: board))  # type: ignore[arg-type, return-value]
         app.add_middleware(BearerAuthMiddleware, token=token)
         clients.append(TestClient(app))
         return clients[-1]
@@ -329,21 +135,29 @@ def app_client(page: str) -> Iterator[Callable[[str | None], TestClient]]:
         c.close()
 
 
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.mark.parametrize(
     ("token", "method", "path", "headers", "status"),
     [
         (None, "GET", DASHBOARD_PATH, {}, 200),  # no token configured: open (local default)
-        (TOKEN, "GET", DASHBOARD_PATH, {"Authorization": f"Bearer {TOKEN}"}, 200),  # right token
+        (TOKEN, "GET", DASHBOARD_PATH, BEARER, 200),  # right token in the header
+        (TOKEN, "GET", f"{DASHBOARD_PATH}?token={TOKEN}", {}, 200),  # a browser: in the URL
         (TOKEN, "GET", DASHBOARD_PATH, {}, 401),  # token configured, none sent
-        (TOKEN, "GET", f"{DASHBOARD_PATH}?token={TOKEN}", {}, 401),  # no token in the URL
-        (TOKEN, "GET", DASHBOARD_PATH, {"Authorization": "Bearer wrong"}, 401),  # wrong token
+        (TOKEN, "GET", f"{DASHBOARD_PATH}?token=wrong", {}, 401),  # wrong token in the URL
+        (TOKEN, "GET", DASHBOARD_PATH, {"Authorization": "Bearer wrong"}, 401),  # wrong header
+        (TOKEN, "GET", SNAPSHOT_PATH, BEARER, 200),  # the snapshot, with the header
+        (TOKEN, "GET", f"{SNAPSHOT_PATH}?token={TOKEN}", {}, 401),  # not a browser path
+        (TOKEN, "GET", VENDOR, {}, 200),  # static files are public: code, no data
+        (TOKEN, "GET", "/dashboard/static/js/main.js", {}, 200),  # the page's modules too
+        (TOKEN, "GET", "/dashboard/static/%2e%2e/dashboard.py", {}, 404),  # nothing outside
         (None, "POST", DASHBOARD_PATH, {}, 405),  # read-only page
         (None, "GET", "/dashboard/x", {}, 404),  # claims no other path
     ],
 )
 def test_the_mounted_app_serves_the_page_behind_the_token(
     app_client: Callable[[str | None], TestClient],
-    page: str,
     token: str | None,
     method: str,
     path: str,
@@ -351,12 +165,59 @@ def test_the_mounted_app_serves_the_page_behind_the_token(
     status: int,
 ) -> None:
     answer = app_client(token).request(method, path, headers=headers)
-    assert answer.status_code == status
-    if status == 200:
+    assert answer.status_code == status, answer.text[:200]
+    if status != 200:
+        return
+    if path.endswith((".js", ".mjs")):
+        assert answer.headers["content-type"].startswith("text/javascript")
+        return
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    if path.startswith(SNAPSHOT_PATH):
+        assert answer.json()["type"] == "snapshot"
+    else:
         assert answer.headers["content-type"] == "text/html; charset=utf-8"
-        assert answer.headers["cache-control"] == "no-store"
-        assert "default-src 'none'" in answer.headers["content-security-policy"]
-        assert answer.text == page
+        assert answer.text == PAGE_FILE.read_text()
+
+
+def test_the_page_loads_nothing_from_elsewhere() -> None:
+    page = PAGE_FILE.read_text()
+    assert "http://" not in page.replace('href="https://www.tradingview.com/"', "")
+    assert "https://" not in page.replace('href="https://www.tradingview.com/"', "")
+    assert '<script type="module" src="/dashboard/static/js/main.js"></script>' in page
+    assert "<style" not in page and " style=" not in page  # the CSP allows no inline style
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "connect-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "accepted"),
+    [
+        (f"{WS_PATH}?token={TOKEN}", {}, True),  # a browser: the token in the URL
+        (WS_PATH, BEARER, True),  # any other client: the header
+        (WS_PATH, {}, False),  # nothing: closed with 1008
+        (f"{WS_PATH}?token=wrong", {}, False),  # wrong token
+        (WS_PATH, {"Authorization": "Bearer wrong"}, False),  # wrong header
+    ],
+)
+def test_the_socket_needs_the_token(
+    app_client: Callable[[str | None], TestClient],
+    url: str,
+    headers: dict[str, str],
+    accepted: bool,
+) -> None:
+    with app_client(TOKEN).websocket_connect(url, headers=headers) as socket:
+        if accepted:
+            first = json.loads(socket.receive_text())
+            assert first["type"] == "snapshot"
+            assert first["payload"]["portfolio"]["note"] == "no paper trades yet"
+            return
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_text()
+    assert closed.value.code == 1008
+    assert "bearer token" in closed.value.reason
 
 
 @pytest.fixture
@@ -380,13 +241,31 @@ def bento_client(
         yield client
 
 
-def test_the_service_mounts_the_dashboard_behind_its_token(bento_client: TestClient) -> None:
-    page = bento_client.get(DASHBOARD_PATH, headers={"Authorization": f"Bearer {TOKEN}"})
+def test_the_service_mounts_the_dashboard_behind_its_token(
+    bento_client: TestClient, lake: Lake
+) -> None:
+    page = bento_client.get(DASHBOARD_PATH, headers=BEARER)
     assert page.status_code == 200, page.text
     assert page.headers["content-type"] == "text/html; charset=utf-8"
-    assert "BTCUSDT" in page.text and "<svg" in page.text
     assert bento_client.get(DASHBOARD_PATH).status_code == 401
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    assert bento_client.post("/market", json={}, headers=auth).status_code == 200  # API routes
-    assert bento_client.get("/", headers=auth).status_code == 200  # BentoML's own index page
+    assert bento_client.get(f"{DASHBOARD_PATH}?token={TOKEN}").status_code == 200
+    assert bento_client.get(VENDOR).status_code == 200  # public static file
+    snapshot = bento_client.get(SNAPSHOT_PATH, headers=BEARER).json()
+    assert snapshot["type"] == "snapshot"
+    candles = read_table(lake.location(SILVER_CANDLES))
+    charted = {s["symbol"]: s["candles"] for s in snapshot["payload"]["prices"]["symbols"]}
+    assert sorted(charted) == ["BTCUSDT", "ETHUSDT"]
+    for symbol, bars in charted.items():
+        last = candles.filter(pl.col("symbol") == symbol).sort("ts").row(-1, named=True)
+        assert bars[-1]["close"] == last["close"]
+        assert bars[-1]["time"] == int(last["ts"].timestamp())
+    with bento_client.websocket_connect(f"{WS_PATH}?token={TOKEN}") as socket:
+        first = json.loads(socket.receive_text())
+    assert first["type"] == "snapshot"
+    assert first["payload"]["predictions"]["model_version"] == 1
+    with bento_client.websocket_connect(WS_PATH) as socket, pytest.raises(WebSocketDisconnect):
+        socket.receive_text()
+    assert bento_client.post("/market", json={}, headers=BEARER).status_code == 200  # API routes
+    assert bento_client.post(f"/market?token={TOKEN}", json={}).status_code == 401  # no URL token
+    assert bento_client.get("/", headers=BEARER).status_code == 200  # BentoML's own index page
     assert bento_client.get("/livez").status_code == 200  # probes stay open
