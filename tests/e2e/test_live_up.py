@@ -1,0 +1,151 @@
+"""The live system on real components: after the demo, ``marketlake up --source simulate`` serves
+predictions that follow the simulated hours with no manual step, through a broker restart, and
+``marketlake down`` leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from pipelines.broker import pid_alive
+from pipelines.up_state import UpState, read_up_state
+from warehouse.catalog import BRONZE_CANDLES
+from warehouse.lake import Lake, read_table
+
+pytestmark = pytest.mark.e2e
+
+MARKETLAKE = str(Path(sys.executable).with_name("marketlake"))
+SYMBOLS = "BTCUSDT,ETHUSDT"
+
+
+@dataclass
+class LiveRun:
+    env: dict[str, str]
+    home: Path
+    process: subprocess.Popen[bytes]
+    state: UpState
+    history_end: datetime
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> str:
+    done = subprocess.run(
+        [MARKETLAKE, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"marketlake {' '.join(args)} failed:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def served_feature_time(api_url: str, symbol: str = "BTCUSDT") -> datetime | None:
+    try:
+        answer = httpx.post(f"{api_url}/predict", json={"symbol": symbol, "horizon": 1}, timeout=10)
+    except httpx.HTTPError:
+        return None
+    if answer.status_code != 200:
+        return None
+    return datetime.fromisoformat(answer.json()["feature_time"].replace("Z", "+00:00"))
+
+
+def wait_served_after(api_url: str, moment: datetime, timeout_s: float) -> datetime:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        served = served_feature_time(api_url)
+        if served is not None and served > moment:
+            return served
+        time.sleep(1)
+    raise AssertionError(f"the served feature_time did not pass {moment} within {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
+    home = tmp_path_factory.mktemp("live-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "BENTOML_"))}
+    for name in ("MARKETLAKE_KAFKA_BOOTSTRAP", "MLFLOW_TRACKING_URI", "MARKETLAKE_API_TOKEN"):
+        env.pop(name, None)
+    env.update({"MARKETLAKE_HOME": str(home), "MARKETLAKE_MODEL_REFRESH_S": "2"})
+    run_cli(env, "demo", "--symbols", SYMBOLS, "--hours", "480", "--max-epochs", "1")
+    lake = Lake(str(home / "lake"))
+    history_end = read_table(lake.location(BRONZE_CANDLES))["open_time"].max()
+    assert isinstance(history_end, datetime)
+    log = (home / "up.out").open("ab")
+    process = subprocess.Popen(
+        [
+            MARKETLAKE,
+            "up",
+            "--source",
+            "simulate",
+            "--speed",
+            "3600",
+            "--api-port",
+            "0",
+            "--dagster-port",
+            "0",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 240
+    state = None
+    while time.monotonic() < deadline and process.poll() is None:
+        state = read_up_state(home)
+        if state is not None and state.running("up"):
+            break
+        time.sleep(1)
+    assert state is not None and process.poll() is None, (home / "up.out").read_text()[-3000:]
+    try:
+        yield LiveRun(env, home, process, state, history_end)
+    finally:
+        if process.poll() is None:
+            run_cli(env, "down", timeout=240)
+            process.wait(timeout=60)
+
+
+def test_up_serves_predictions_that_follow_the_simulated_hours(live: LiveRun) -> None:
+    status = json.loads(run_cli(live.env, "status", "--json"))
+    assert status["up"] is True
+    assert all(entry["running"] for entry in status["components"].values()), status
+    assert {"broker", "lander", "dagster_daemon", "dagster_webserver", "api", "source"} <= set(
+        status["components"]
+    )
+    assert status["champion"]["version"] == 1
+    # new candles reach bronze, silver, gold, predictions and the served answer by themselves
+    wait_served_after(live.state.api_url, live.history_end, timeout_s=180)
+
+
+def test_a_broker_restart_loses_and_duplicates_nothing(live: LiveRun) -> None:
+    before = wait_served_after(live.state.api_url, live.history_end, timeout_s=180)
+    run_cli(live.env, "broker", "stop")  # lands what it holds first; `up` starts a new one
+    wait_served_after(live.state.api_url, before, timeout_s=180)
+    state = read_up_state(live.home)
+    assert state is not None and state.pids["broker"] != live.state.pids["broker"]
+    bronze = read_table(Lake(str(live.home / "lake")).location(BRONZE_CANDLES))
+    assert bronze.select("symbol", "open_time").is_duplicated().sum() == 0
+    steps = (
+        bronze.sort("open_time")
+        .group_by("symbol")
+        .agg(pl.col("open_time").diff().drop_nulls().dt.total_hours().unique().alias("steps"))
+    )
+    # every symbol's hours follow each other without a gap, across the restart
+    assert all(s == [1] for s in steps["steps"].to_list()), steps
+
+
+def test_down_stops_every_process(live: LiveRun) -> None:
+    state = read_up_state(live.home)
+    assert state is not None
+    run_cli(live.env, "down", timeout=240)
+    live.process.wait(timeout=60)
+    left = {name: pid for name, pid in state.pids.items() if pid_alive(pid)}
+    assert left == {}
+    assert read_up_state(live.home) is None
+    assert "nothing to stop" in run_cli(live.env, "down")
