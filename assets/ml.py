@@ -13,16 +13,22 @@
   and horizon with 95 % intervals; after each prediction batch or gold update.
 - ``ml/served_live_accuracy``: the same scores for what the HTTP service answered
   (``gold/served_predictions``), each distinct prediction once; after each gold update.
+- ``ml/paper_portfolio``: the paper-trading ledger (``gold/paper_trades``, ``gold/paper_equity``)
+  follows the stored predictions with the backtest's rule and fees, continuing from its last
+  hour (see training.paper_trading); after each prediction batch or candle update.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the context and config
 # annotations at definition time and does not resolve string annotations.
+
+import json
 
 import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.automation import follows_upstream
 from assets.gold import GOLD_FEATURES_KEY
+from assets.silver import SILVER_CANDLES_KEY, table_checks
 from training.config import load_train_config
 from training.jobs import (
     live_accuracy_from_lake,
@@ -32,13 +38,18 @@ from training.jobs import (
     train_from_lake,
     walk_forward_from_lake,
 )
+from training.paper_ledger import paper_portfolio_from_lake
+from training.paper_trading import fills_after_signals
 from training.predictions import SERVED_KEY
+from warehouse.catalog import GOLD_PAPER_EQUITY, GOLD_PAPER_TRADES
+from warehouse.checks import duplicate_keys
 
 PRICE_MODEL_KEY = dg.AssetKey(["ml", "price_model"])
 EVALUATION_KEY = dg.AssetKey(["ml", "evaluation"])
 PREDICTIONS_KEY = dg.AssetKey(["ml", "predictions"])
 LIVE_ACCURACY_KEY = dg.AssetKey(["ml", "live_accuracy"])
 SERVED_LIVE_ACCURACY_KEY = dg.AssetKey(["ml", "served_live_accuracy"])
+PAPER_PORTFOLIO_KEY = dg.AssetKey(["ml", "paper_portfolio"])
 WEEKLY_CRON = "0 3 * * 1"
 """Mondays 03:00 UTC: when the walk-forward evaluation runs (if gold has updated since)."""
 DAILY_TRAINING_CRON = "0 4 * * *"
@@ -236,3 +247,65 @@ training_job = dg.define_asset_job(
     "train_price_model", selection=dg.AssetSelection.assets(PRICE_MODEL_KEY)
 )
 """Launch a training by hand (its automation condition retrains daily at 04:00 UTC)."""
+
+
+class PaperPortfolioConfig(dg.Config):
+    """``rebuild``: book the whole history again and replace both tables (default False:
+    continue from the last stored hour)."""
+
+    rebuild: bool = False
+
+
+@dg.asset(
+    key=PAPER_PORTFOLIO_KEY,
+    deps=[PREDICTIONS_KEY, SILVER_CANDLES_KEY],
+    group_name="ml",
+    required_resource_keys={"lake"},
+    kinds={"polars", "deltalake"},
+    automation_condition=follows_upstream(),
+)
+def paper_portfolio(
+    context: AssetExecutionContext, config: PaperPortfolioConfig
+) -> dg.MaterializeResult:
+    """The paper-trading ledger: the predictions traded by the backtest's rule, fees, equity."""
+    report = paper_portfolio_from_lake(context.resources.lake.lake(), rebuild=config.rebuild)
+    if report.skipped is not None:
+        context.log.info("paper portfolio skipped: %s", report.skipped)
+    metadata = {k: v for k, v in report.to_dict().items() if v is not None and k != "rule"}
+    metadata["rule"] = dg.MetadataValue.json(json.loads(report.rule))
+    if report.equity is not None and report.buy_and_hold_equity is not None:
+        metadata["excess_return"] = report.equity - report.buy_and_hold_equity
+    return dg.MaterializeResult(metadata=metadata)
+
+
+PAPER_PORTFOLIO_CHECKS = [
+    *table_checks(
+        PAPER_PORTFOLIO_KEY,
+        GOLD_PAPER_TRADES,
+        {
+            "fills_after_signals": (
+                fills_after_signals,
+                dg.AssetCheckSeverity.ERROR,
+                "Every fill is at the open of a bar at least 1 h after the prediction behind it.",
+            ),
+            "one_fill_per_bar": (
+                lambda f: duplicate_keys(f, ["symbol", "fill_ts"]),
+                dg.AssetCheckSeverity.ERROR,
+                "No two fills share (symbol, fill_ts).",
+            ),
+        },
+        columns=["symbol", "signal_ts", "fill_ts"],
+    ),
+    *table_checks(
+        PAPER_PORTFOLIO_KEY,
+        GOLD_PAPER_EQUITY,
+        {
+            "one_equity_row_per_bar": (
+                lambda f: duplicate_keys(f, ["symbol", "ts"]),
+                dg.AssetCheckSeverity.ERROR,
+                "No two equity rows share (symbol, ts) (the portfolio's symbol is _portfolio).",
+            ),
+        },
+        columns=["symbol", "ts"],
+    ),
+]

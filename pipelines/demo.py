@@ -19,11 +19,12 @@ import httpx
 
 from pipelines.broker import broker_status, free_port, start_broker, stop_broker
 from pipelines.materialize import materialize_assets
-from pipelines.produce import ingest_topic, produce_candle_file, produce_to_topic
+from pipelines.produce import ingest_topics, produce_candle_file, produce_to_topic
 from pipelines.simulator import HOUR_MS, simulate_candles
+from pipelines.simulator_text import companions
 from warehouse.errors import MarketlakeError
 from warehouse.settings import Settings
-from warehouse.topics import CANDLES
+from warehouse.topics import CANDLES, FEAR_GREED, POSTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,24 +121,28 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
                 symbol=options.symbols[0] if len(options.symbols) == 1 else None,
             )
         else:
-            _step(f"simulating {options.hours} hourly candles of {', '.join(options.symbols)}")
+            _step(
+                f"simulating {options.hours} hourly candles of {', '.join(options.symbols)}, "
+                "with posts and a daily Fear & Greed value"
+            )
             end_ms = (int(time.time() * 1000) // HOUR_MS - 1 - 24 * options.ends_days_ago) * HOUR_MS
-            sent = produce_to_topic(
-                settings,
-                CANDLES,
+            candles = list(
                 simulate_candles(
                     options.symbols, hours=options.hours, seed=options.seed, end_ms=end_ms
-                ),
-                total=options.hours * len(options.symbols),
+                )
             )
+            posts, fear_greed = companions(candles, seed=options.seed)
+            sent = produce_to_topic(settings, CANDLES, candles, total=len(candles))
+            sent += produce_to_topic(settings, POSTS, posts, total=len(posts))
+            sent += produce_to_topic(settings, FEAR_GREED, fear_greed, total=len(fear_greed))
         print(f"produced {sent} messages")
 
-        _step("landing market.candles into bronze (exactly once)")
-        report = ingest_topic(settings, "market.candles")
-        print(
-            f"landed {report.rows} rows, {report.rejects} rejects, "
-            f"table version {report.table_version}"
-        )
+        _step("landing every topic into bronze (exactly once)")
+        for report in ingest_topics(settings, [CANDLES, POSTS, FEAR_GREED]):
+            print(
+                f"{report.topic}: landed {report.rows} rows, {report.rejects} rejects, "
+                f"table version {report.table_version}"
+            )
 
         _step("materializing silver, gold and the price model with Dagster")
         for line in materialize_assets(settings, max_epochs=options.max_epochs):

@@ -6,7 +6,8 @@ until stopped:
 - ``simulate``: continues each symbol from the lake's newest hour and close (GARCH-t model of
   :mod:`pipelines.simulator`), one hour per ``3600 / speed`` seconds; it never produces a bar
   that has not closed yet by the wall clock, so once it has caught up with the present it goes
-  on at market speed.
+  on at market speed. Each hour also gets simulated posts and each day a simulated Fear & Greed
+  value (:mod:`pipelines.simulator_text`), so sentiment and the index move too.
 - ``replay``: replays an OHLCV file at ``speed`` x market speed, skipping the hours the lake
   already holds.
 - ``live``: closed klines from the exchange since the lake's newest hour, CoinGecko tickers and
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -40,11 +42,12 @@ from pipelines.kafka_io import (
     produce_messages,
 )
 from pipelines.simulator import HOUR_MS, CandleStream, LastBar
+from pipelines.simulator_text import FearGreedTrail, hour_posts
 from warehouse.catalog import BRONZE_CANDLES
 from warehouse.errors import BrokerError, ConfigError, MarketlakeError, SourceError
 from warehouse.lake import Lake, open_table, read_table
 from warehouse.settings import Settings
-from warehouse.topics import CANDLES, TOPICS
+from warehouse.topics import CANDLES, FEAR_GREED, POSTS, TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,8 @@ def run_simulated_source(
     period = 3600.0 / options.speed
     sent = 0
     stream: CandleStream | None = None
+    text_rng = np.random.default_rng(options.seed)
+    trail = FearGreedTrail(text_rng)
     due = time.monotonic()
     try:
         while not stop.is_set():
@@ -180,16 +185,27 @@ def run_simulated_source(
             if wait > 0 and stop.wait(wait):
                 break
             bars = stream.next_hour()
-            if not connection.send(CANDLES, bars):
+            extras = _companions(bars, text_rng, trail)
+            if not connection.send(CANDLES, bars) or not all(
+                connection.send(topic, messages) for topic, messages in extras if messages
+            ):
                 stream = None  # resume from the lake on the next broker
                 continue
-            sent += len(bars)
+            sent += len(bars) + sum(len(messages) for _, messages in extras)
             if on_hour is not None:
                 on_hour(bars)
             due = max(due + period, time.monotonic() - period)
     finally:
         connection.close()
     return sent
+
+
+def _companions(
+    bars: list[dict[str, object]], rng: np.random.Generator, trail: FearGreedTrail
+) -> list[tuple[str, list[dict[str, object]]]]:
+    """The posts of the hour and, when a day starts, its Fear & Greed value (simulated too)."""
+    index = trail.add(int(bars[0]["open_time"]), float(bars[0]["close"]))  # type: ignore[call-overload, arg-type]
+    return [(POSTS, hour_posts(bars, rng)), (FEAR_GREED, [index] if index else [])]
 
 
 def _resume(lake: Lake, options: SourceOptions) -> CandleStream:

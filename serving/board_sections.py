@@ -1,7 +1,8 @@
 """Read the lake for the dashboard's sections: candles, gold, predictions, posts, the ledger.
 
-Each reader takes the table version the watcher saw, so a section is built from one snapshot of
-its table. Missing tables are not errors: the section's ``note`` says how to fill it.
+Each reader takes the table version the watcher saw (:class:`TableWatch`), so a section is built
+from one snapshot of its table. Missing tables are not errors: the section's ``note`` says how to
+fill it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
+from deltalake import DeltaTable
 
 from serving.board_data import (
     CANDLE_COLUMNS,
@@ -21,7 +23,7 @@ from serving.board_data import (
 )
 from serving.board_model import PortfolioBoard, SentimentBoard
 from warehouse.catalog import GOLD_FEATURES, GOLD_PREDICTIONS, SILVER_CANDLES, SILVER_POSTS
-from warehouse.lake import Lake, open_table, read_table
+from warehouse.lake import Lake, TableLocation, open_table, read_table
 
 # --- the paper-trading ledger: tables written by the paper-trading job -------------------------
 PAPER_TRADES = "gold/paper_trades"
@@ -41,6 +43,24 @@ NO_BATCH_PREDICTIONS = (
     "no batch predictions yet: materialize ml/predictions "
     "(`marketlake materialize --select ml/predictions`)"
 )
+
+
+class TableWatch:
+    """The latest version of one Delta table, read incrementally (None: no table yet)."""
+
+    def __init__(self, location: TableLocation) -> None:
+        self.location = location
+        self._table: DeltaTable | None = None
+
+    def version(self) -> int | None:
+        if self._table is not None:
+            try:
+                self._table.update_incremental()
+                return self._table.version()
+            except Exception:  # vacuumed, replaced or unreadable: open it again
+                self._table = None
+        self._table = open_table(self.location)
+        return None if self._table is None else self._table.version()
 
 
 def read_chart_candles(lake: Lake, version: int, *, hours: int) -> pl.DataFrame:

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import polars as pl
-from deltalake import DeltaTable
 from pydantic import BaseModel
 
 from serving.board_data import (
@@ -53,6 +52,7 @@ from serving.board_sections import (
     NO_PAPER_TRADES,
     PAPER_EQUITY,
     PAPER_TRADES,
+    TableWatch,
     portfolio_board,
     read_chart_candles,
     read_gold,
@@ -72,7 +72,7 @@ from warehouse.catalog import (
     SILVER_POSTS,
 )
 from warehouse.errors import MarketlakeError
-from warehouse.lake import Lake, TableLocation, open_table
+from warehouse.lake import Lake
 from warehouse.settings import Settings
 
 logger = logging.getLogger("bentoml.marketlake")
@@ -88,24 +88,6 @@ WATCHED: tuple[str, ...] = tuple(
 
 Change = tuple[MessageType, BaseModel]
 _Section = TypeVar("_Section", PortfolioBoard, SentimentBoard, PriceUpdate)
-
-
-class TableWatch:
-    """The latest version of one Delta table, read incrementally (None: no table yet)."""
-
-    def __init__(self, location: TableLocation) -> None:
-        self.location = location
-        self._table: DeltaTable | None = None
-
-    def version(self) -> int | None:
-        if self._table is not None:
-            try:
-                self._table.update_incremental()
-                return self._table.version()
-            except Exception:  # vacuumed, replaced or unreadable: open it again
-                self._table = None
-        self._table = open_table(self.location)
-        return None if self._table is None else self._table.version()
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from serving.dashboard import dashboard_app
 from serving.live_board import BoardSources, LiveBoard
 from serving.live_feed import LiveFeed
 from serving.market import MarketRequest, MarketResponse, MarketService
+from serving.portfolio import PortfolioRequest, PortfolioResponse, portfolio_service
 from serving.prediction_log import PredictionLog
 from serving.predictions import (
     PredictRequest,
@@ -194,6 +195,20 @@ class MarketlakeService:
         """Latest price and 24 h change, volatility and volume per symbol; Fear & Greed; summary."""
         try:
             return self.market_service.market(MarketRequest(symbols=symbols))
+        except MarketlakeError as exc:
+            raise _http_error(exc) from exc
+
+    @bentoml.api(route="/portfolio", input_spec=PortfolioRequest)  # extra="forbid"
+    def portfolio(
+        self,
+        symbols: list[SymbolName] | None = None,
+        trades: int = 20,
+        curve_hours: int = 168,
+    ) -> PortfolioResponse:
+        """Paper trading: equity vs buy-and-hold, drawdown, open positions, the last fills."""
+        request = PortfolioRequest(symbols=symbols, trades=trades, curve_hours=curve_hours)
+        try:
+            return portfolio_service(self.market_service.lake).portfolio(request)
         except MarketlakeError as exc:
             raise _http_error(exc) from exc
 

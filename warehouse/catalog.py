@@ -15,6 +15,8 @@ SILVER_FEAR_GREED = "silver/fear_greed"
 GOLD_FEATURES = "gold/features"
 GOLD_PREDICTIONS = "gold/predictions"
 GOLD_SERVED_PREDICTIONS = "gold/served_predictions"
+GOLD_PAPER_TRADES = "gold/paper_trades"
+GOLD_PAPER_EQUITY = "gold/paper_equity"
 
 TABLES: dict[str, str] = {
     "bronze.candles": BRONZE_CANDLES,
@@ -30,5 +32,7 @@ TABLES: dict[str, str] = {
     "gold.features": GOLD_FEATURES,
     "gold.predictions": GOLD_PREDICTIONS,
     "gold.served_predictions": GOLD_SERVED_PREDICTIONS,
+    "gold.paper_trades": GOLD_PAPER_TRADES,
+    "gold.paper_equity": GOLD_PAPER_EQUITY,
 }
 """Analyst-facing names (``schema.table``) to lake paths, as the DuckDB catalog shows them."""

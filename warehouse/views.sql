@@ -77,3 +77,15 @@ SELECT * FROM delta_scan('{{lake}}/gold/features');
 -- Every served or batch prediction with model version, horizon and time.
 CREATE OR REPLACE VIEW gold.predictions AS
 SELECT * FROM delta_scan('{{lake}}/gold/predictions');
+
+-- view: gold.paper_trades
+-- The paper-trading ledger's fills: the signal hour, the fill at the next bar's open, the
+-- position change, price, fee (fee + slippage per unit, in bp and in equity) and model version.
+CREATE OR REPLACE VIEW gold.paper_trades AS
+SELECT * FROM delta_scan('{{lake}}/gold/paper_trades');
+
+-- view: gold.paper_equity
+-- The ledger marked at each bar's close: per symbol and for the portfolio (symbol '_portfolio'),
+-- equity from 1.0, buy-and-hold over the same span, drawdowns, position.
+CREATE OR REPLACE VIEW gold.paper_equity AS
+SELECT * FROM delta_scan('{{lake}}/gold/paper_equity');

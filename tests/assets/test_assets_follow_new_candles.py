@@ -47,6 +47,7 @@ FOLLOWERS = {
     "ml/predictions",
     "ml/live_accuracy",
     "ml/served_live_accuracy",
+    "ml/paper_portfolio",
 }
 """What new candles make stale once a model exists."""
 
@@ -215,8 +216,8 @@ def test_every_automated_asset_follows_new_candles_round_after_round(flow: Flow)
     # a champion is trained (the daily cron, or by hand): predictions follow the new model
     trained = flow.run({"ml/price_model"})
     assert trained["ml/price_model"]["model_version"] == 1
-    assert flow.tick() == {"ml/predictions", "ml/live_accuracy"}
-    meta = flow.run({"ml/predictions", "ml/live_accuracy"})
+    assert flow.tick() == {"ml/predictions", "ml/live_accuracy", "ml/paper_portfolio"}
+    meta = flow.run({"ml/predictions", "ml/live_accuracy", "ml/paper_portfolio"})
     assert meta["ml/predictions"]["rows"] == 2 * (FIRST_HOURS - SEQUENCE + 1) * len(HORIZONS)
     assert (meta["ml/live_accuracy"]["scored"], meta["ml/live_accuracy"]["pending"]) == scored(
         flow.landed

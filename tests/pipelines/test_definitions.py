@@ -29,7 +29,7 @@ from warehouse.topics import CANDLES, TOPICS
 AUTOMATED = {
     *("silver/candles", "silver/posts", "silver/tickers", "silver/fear_greed"),
     *("gold/features", "ml/price_model", "ml/evaluation", "ml/predictions"),
-    *("ml/live_accuracy", "ml/served_live_accuracy"),
+    *("ml/live_accuracy", "ml/served_live_accuracy", "ml/paper_portfolio"),
 }
 SENSORS = {
     AUTOMATION_SENSOR,
@@ -47,6 +47,7 @@ def test_definitions_load_with_the_asset_graph() -> None:
         *("silver/candles", "silver/posts", "silver/tickers", "silver/fear_greed"),
         *("gold/features", "ml/price_model"),
         *("ml/evaluation", "ml/predictions", "ml/live_accuracy", "ml/served_live_accuracy"),
+        "ml/paper_portfolio",
         "maintenance/lake",
     }
 
@@ -64,6 +65,7 @@ def test_definitions_load_with_the_asset_graph() -> None:
     assert parents("ml/predictions") == {"ml/price_model", "gold/features"}
     assert parents("ml/live_accuracy") == {"ml/predictions", "gold/features"}
     assert parents("ml/served_live_accuracy") == {"gold/features"}
+    assert parents("ml/paper_portfolio") == {"ml/predictions", "silver/candles"}
     assert defs.resolve_job_def("ingest_candles") is not None
     assert defs.resolve_sensor_def("candles_lag_sensor") is not None
     for name in ("tickers", "posts", "fear_greed"):

@@ -68,7 +68,7 @@ def populate(
     champion, scored posts and Fear & Greed."""
     predict_from_lake(lake, tracking_uri=tracking_uri)
     land(lake, "social.posts", post_messages(), kafka_timestamp_field="ts")
-    refresh_silver_posts(lake, load_sentiment_model("lexicon"))
+    refresh_silver_posts(lake, load_sentiment_model("lexicon"))  # type: ignore[arg-type]
     overwrite(lake.location(SILVER_FEAR_GREED), fear_greed)
 
 

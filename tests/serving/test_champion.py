@@ -25,7 +25,7 @@ from serving.champion import (
     NoChampionError,
     model_refresh_s,
 )
-from serving.dashboard import gather_dashboard
+from serving.live_board import BoardSources, LiveBoard
 from serving.market import MarketService
 from serving.predictions import PredictRequest, PricePredictionService
 from serving.signals import SignalService, SignalsRequest
@@ -331,6 +331,10 @@ def test_without_a_champion_predictions_fail_clearly_and_the_market_still_answer
         predictions.predict(PredictRequest(symbol="BTCUSDT"))
     with pytest.raises(NoChampionError):
         SignalService(predictions).signals(SignalsRequest())
-    page = gather_dashboard(MarketService(lake, refresh_s=0), SignalService(predictions))
-    assert page.market is not None and page.signals == ()
-    assert any("no champion model is registered yet" in p for p in page.problems)
+    board = LiveBoard(BoardSources(lake, MarketService(lake, refresh_s=0), predictions))
+    board.poll()
+    page = board.snapshot()
+    assert page.prices.market is not None and page.predictions.symbols == []
+    assert page.predictions.note is not None
+    assert "no champion model is registered yet" in page.predictions.note
+    assert page.status.champion is None

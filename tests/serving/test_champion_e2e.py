@@ -106,8 +106,9 @@ def test_the_service_follows_the_champion_without_a_restart(
     assert httpx.post(f"{served.url}/market", json={}, timeout=10).status_code == 200
     texts = {"texts": ["BTC rallies"]}
     assert httpx.post(f"{served.url}/sentiment", json=texts, timeout=10).status_code == 200
-    page = httpx.get(f"{served.url}/dashboard", timeout=10)
-    assert page.status_code == 200 and "no champion model is registered yet" in page.text
+    assert httpx.get(f"{served.url}/dashboard", timeout=10).status_code == 200
+    snapshot = httpx.get(f"{served.url}/dashboard/snapshot.json", timeout=10).json()["payload"]
+    assert "no champion model is registered yet" in snapshot["predictions"]["note"]
     assert "waiting for a champion model" in (served.home / "serve.log").read_text()
 
     # the first registered version becomes the champion

@@ -127,9 +127,7 @@ def test_every_chart_draws_the_lakes_candles_and_updates_live(
     assert "token=" not in page.url  # the page took the token out of the address bar
     candles = read_table(served.lake.location(SILVER_CANDLES)).sort("ts")
     symbols = sorted(candles["symbol"].unique().to_list())
-    page.wait_for_function(
-        f"document.querySelectorAll('.chart[data-last-time]').length == {len(symbols)}"
-    )
+    tab.wait_until(f"document.querySelectorAll('.chart[data-last-time]').length == {len(symbols)}")
     charts = tab.charts()
     assert sorted(charts) == symbols
     for symbol in symbols:

@@ -238,7 +238,7 @@ def test_a_poll_sends_only_what_moved(
     later = post_messages(datetime.fromtimestamp(new_time, UTC) + timedelta(hours=12))[:1]
     later[0]["post_id"] = "p-new"
     land(lake, "social.posts", later, kafka_timestamp_field="ts")
-    refresh_silver_posts(lake, load_sentiment_model("lexicon"))
+    refresh_silver_posts(lake, load_sentiment_model("lexicon"))  # type: ignore[arg-type]
     changes = dict(board.poll())
     sentiment = changes["sentiment_update"]
     assert isinstance(sentiment, SentimentBoard)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -193,3 +195,13 @@ def test_the_token_is_masked_in_access_logs() -> None:
     )
     assert TokenRedactionFilter().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "WebSocket /ws?token=***&x=1" [accepted]'
+
+
+def test_the_dashboard_pulls_in_no_dagster() -> None:
+    # the lag reuses two small pipelines modules: neither may bring Dagster into the service
+    code = (
+        "import sys, serving.service, pipelines.broker, pipelines.kafka_io;"
+        "print('dagster' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -81,9 +81,10 @@ export class SymbolChart {
     this.macdHist = chart.addSeries(HistogramSeries, { ...QUIET }, 2);
     this.macd = chart.addSeries(LineSeries, { ...QUIET, color: "#2f81f7", lineWidth: 1 }, 2);
     this.macdSignal = chart.addSeries(LineSeries, { ...QUIET, color: "#f0883e", lineWidth: 1 }, 2);
-    const panes = chart.panes();
-    panes[1].setHeight(90);
-    panes[2].setHeight(90);
+    const [price, rsi, macd] = chart.panes();
+    price.setStretchFactor(4);
+    rsi.setStretchFactor(1);
+    macd.setStretchFactor(1.2);
     this.markers = createSeriesMarkers(this.candles, []);
     this.projections = [];
     this.projectionMarkers = [];
