@@ -18,6 +18,8 @@
   hour (see training.paper_trading); after each prediction batch or candle update.
 """
 
+# torch and MLflow (via training.jobs) are imported inside the assets that need them: every run
+# loads this module first, and a run's silver and gold steps should not wait ~3.5 s for them.
 # No `from __future__ import annotations` here: Dagster reads the context and config
 # annotations at definition time and does not resolve string annotations.
 
@@ -30,17 +32,8 @@ from assets.automation import follows_upstream
 from assets.gold import GOLD_FEATURES_KEY
 from assets.silver import SILVER_CANDLES_KEY, table_checks
 from training.config import load_train_config
-from training.jobs import (
-    live_accuracy_from_lake,
-    log_walk_forward,
-    predict_from_lake,
-    served_live_accuracy_from_lake,
-    train_from_lake,
-    walk_forward_from_lake,
-)
 from training.paper_ledger import paper_portfolio_from_lake
 from training.paper_trading import fills_after_signals
-from training.predictions import SERVED_KEY
 from warehouse.catalog import GOLD_PAPER_EQUITY, GOLD_PAPER_TRADES
 from warehouse.checks import duplicate_keys
 
@@ -88,6 +81,8 @@ class EvaluationConfig(dg.Config):
 )
 def price_model(context: AssetExecutionContext, config: PriceModelConfig) -> dg.MaterializeResult:
     """Train the LSTM-with-attention price model, evaluate it, register it, promote if better."""
+    from training.jobs import train_from_lake
+
     train_config = load_train_config(config.config_path, max_epochs=config.max_epochs)
     result = train_from_lake(
         context.resources.lake.lake(),
@@ -121,6 +116,7 @@ def price_model(context: AssetExecutionContext, config: PriceModelConfig) -> dg.
 )
 def evaluation(context: AssetExecutionContext, config: EvaluationConfig) -> dg.MaterializeResult:
     """Walk-forward evaluation of the model configuration beside the baselines, with CIs."""
+    from training.jobs import log_walk_forward, walk_forward_from_lake
     from training.walk_forward import WalkForwardConfig
 
     train = load_train_config(config.config_path, max_epochs=config.max_epochs)
@@ -167,6 +163,8 @@ def evaluation(context: AssetExecutionContext, config: EvaluationConfig) -> dg.M
 )
 def predictions(context: AssetExecutionContext) -> dg.MaterializeResult:
     """The champion's predictions for every new gold hour, written to gold/predictions."""
+    from training.jobs import predict_from_lake
+
     report = predict_from_lake(
         context.resources.lake.lake(), tracking_uri=context.resources.mlflow.uri()
     )
@@ -185,6 +183,8 @@ def predictions(context: AssetExecutionContext) -> dg.MaterializeResult:
 )
 def live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult:
     """Realised directional accuracy of stored predictions per model version and horizon."""
+    from training.jobs import live_accuracy_from_lake
+
     result = live_accuracy_from_lake(context.resources.lake.lake())
     table = result.table
     return dg.MaterializeResult(
@@ -207,6 +207,9 @@ def live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult:
 )
 def served_live_accuracy(context: AssetExecutionContext) -> dg.MaterializeResult:
     """Realised directional accuracy of the predictions the HTTP service answered."""
+    from training.jobs import served_live_accuracy_from_lake
+    from training.predictions import SERVED_KEY
+
     result = served_live_accuracy_from_lake(context.resources.lake.lake())
     if result is None:
         reason = "gold/served_predictions does not exist yet: the service has answered nothing"
