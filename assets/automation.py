@@ -16,7 +16,12 @@ running) without three traps that a live lake falls into:
   in this tick always brings the asset into the same run;
 - eager waits until every dependency exists. A lake where posts or Fear & Greed never arrived
   has no ``silver/posts`` or ``silver/fear_greed``, and gold (which treats them as optional)
-  would wait forever although candles move: ``required`` names the dependencies that must exist.
+  would wait forever although candles move: ``required`` names the dependencies that must exist;
+- eager waits while any dependency is running. Under a steady flow of posts and candles one of
+  gold's silver inputs is always running, and gold starved (measured: `up --source simulate
+  --speed 3600` refreshed gold twice in 100 s while silver ran every 10 s). Only the ``required``
+  dependencies hold the asset back; an optional one that is running is read at its last
+  committed version, and its update triggers the asset again.
 
 And not on top of data a blocking check rejected (:func:`upstream_blocking_check_failed`).
 Training and walk-forward evaluation keep ``AutomationCondition.on_cron`` (``assets/ml.py``).
@@ -63,17 +68,21 @@ def follows_upstream(*, required: Sequence[dg.AssetKey] | None = None) -> dg.Aut
         "dep_requested_now"
     )
     deps_missing = condition.any_deps_missing()
+    deps_running = condition.any_deps_in_progress()
     label = "follows_upstream"
     if required is not None:
         names = ", ".join(key.to_user_string() for key in required)
         deps_missing = deps_missing.allow(dg.AssetSelection.assets(*required)).with_label(
             f"required_deps_missing({names})"
         )
+        deps_running = deps_running.allow(dg.AssetSelection.assets(*required)).with_label(
+            f"required_deps_in_progress({names})"
+        )
         label = f"follows_upstream(required={names})"
     return (
         (pending | requested_now)
         & ~deps_missing
-        & ~condition.any_deps_in_progress()
+        & ~deps_running
         & ~condition.in_progress()
         & ~upstream_blocking_check_failed()
     ).with_label(label)

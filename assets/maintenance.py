@@ -5,6 +5,7 @@ table, nightly (:func:`nightly_lake_maintenance`, added by ``pipelines/definitio
 # annotations at definition time and does not resolve string annotations.
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Optional
 
 import dagster as dg
@@ -28,6 +29,29 @@ class LakeMaintenanceConfig(dg.Config):
     vacuum_retention_hours: int = 168
     compact_min_files: int = 8
     bronze_log_retention_hours: Optional[int] = 48  # noqa: UP045 (Dagster config annotation)
+    run_retention_days: Optional[int] = 7  # noqa: UP045 (Dagster config annotation)
+    """Finished Dagster runs older than this many days are deleted from the instance (the live
+    system makes one every few seconds under a fast source); ``None`` keeps every run."""
+
+
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+def purge_finished_runs(
+    instance: dg.DagsterInstance, older_than: timedelta, *, batch: int = 500
+) -> int:
+    """Delete the finished runs last updated more than ``older_than`` ago; returns how many."""
+    cutoff = datetime.now(UTC) - older_than
+    deleted = 0
+    while True:
+        records = instance.get_run_records(
+            filters=dg.RunsFilter(statuses=FINISHED, updated_before=cutoff), limit=batch
+        )
+        for record in records:
+            instance.delete_run(record.dagster_run.run_id)
+        deleted += len(records)
+        if len(records) < batch:
+            return deleted
 
 
 @dg.asset(
@@ -48,6 +72,11 @@ def lake_maintenance(
     reports = maintain_lake(
         context.resources.lake.lake(), options, layer_options={"bronze": bronze}
     )
+    runs_deleted = 0
+    if config.run_retention_days is not None:
+        runs_deleted = purge_finished_runs(
+            context.instance, timedelta(days=config.run_retention_days)
+        )
     for report in reports:
         context.log.info(
             "%s: %d -> %d files, %d compacted, %d vacuumed, %d log files removed"
@@ -70,6 +99,7 @@ def lake_maintenance(
             "log_files_after": sum(r.after.log_files for r in reports),
             "log_files_removed": sum(r.log_files_removed for r in reports),
             "bronze_log_retention_hours": config.bronze_log_retention_hours,
+            "dagster_runs_deleted": runs_deleted,
             "per_table": dg.MetadataValue.json([r.to_dict() for r in reports]),
         }
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
+sys.path.append(str(HERE))  # last: the benchmarks' own helper modules, shadowing nothing
 sys.modules.pop("training", None)
 
 from warehouse.settings import apply_tool_homes, load_settings  # noqa: E402

@@ -16,6 +16,12 @@ hop (where the time goes); ``--json`` prints one object with ``produce_to_bronze
 ``produce_to_bronze_p95_s``, ``produce_to_gold_p95_s``, ``produce_to_served_p50_s``,
 ``produce_to_served_p95_s``, ``candles`` and ``missed`` (candles never served), and more.
 
+The dashboard side (``benchmarks/live_clients.py``): ``--ws-clients`` (default 200) WebSocket
+clients stay connected to ``/ws`` throughout and note when each update reaches them
+(``ws_clients``, ``ws_fanout_p95_s``: the spread between the first and the last client to get a
+candle, target <= 1 s), and a headless Chromium with ``/dashboard`` open notes when each candle is
+drawn (``produce_to_dashboard_p95_s``; skipped, with the reason, where chromium is missing).
+
     python benchmarks/live.py                     # 20 hours x 3 symbols, one hour every 15 s
     python benchmarks/live.py --candles 8 --every 20 --json
 """
@@ -39,8 +45,10 @@ from pathlib import Path
 import bench_env  # noqa: F401  (first: import path and tool homes)
 import httpx
 import polars as pl
+from live_clients import BrowserWatcher, WsFanout
 
 from pipelines.broker import pid_alive
+from pipelines.process_tree import processes_of_home
 from pipelines.simulator import CandleStream
 from pipelines.up_state import read_up_state
 from warehouse.catalog import BRONZE_CANDLES, GOLD_FEATURES, GOLD_PREDICTIONS
@@ -50,7 +58,7 @@ from warehouse.settings import load_settings
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 STAGES = ("bronze", "gold", "predictions", "served")
-TARGETS = {"produce_to_served_p95_s": 30.0, "missed": 0}
+TARGETS = {"produce_to_served_p95_s": 30.0, "missed": 0, "ws_fanout_p95_s": 1.0}
 
 
 def _run(args: list[str], env: dict[str, str]) -> None:
@@ -84,7 +92,7 @@ def start_up(env: dict[str, str], home: Path, timeout_s: float = 300) -> subproc
         if process.poll() is not None:
             raise SystemExit(f"marketlake up exited with {process.returncode}; see {log.name}")
         state = read_up_state(home)
-        if state is not None and state.running("up"):
+        if state is not None and state.running("up") and state.ready:
             return process
         time.sleep(0.5)
     raise SystemExit(f"marketlake up was not ready within {timeout_s} s; see {log.name}")
@@ -176,6 +184,8 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=90.0, help="wait after the last hour, s")
     parser.add_argument("--max-epochs", type=int, default=1)
     parser.add_argument("--home", help="state folder (default: a fresh temporary one)")
+    parser.add_argument("--ws-clients", type=int, default=200, help="WebSocket clients on /ws")
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium dashboard")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -208,6 +218,17 @@ def main() -> int:
     first_hour = datetime.fromtimestamp(stream.next_open_ms / 1000, UTC)
     poller = Poller(lake, state.api_url, symbols, first_hour)
     poller.thread.start()
+    ws_url = state.api_url.replace("http://", "ws://") + "/ws"
+    fanout = WsFanout(ws_url, args.ws_clients, first_hour)
+    fanout.thread.start()
+    browser_skip = "--no-browser" if args.no_browser else BrowserWatcher.available()
+    browser = None if browser_skip else BrowserWatcher(f"{state.api_url}/dashboard", symbols)
+    if browser is not None:
+        browser.thread.start()
+        browser.ready.wait(120)
+    deadline = time.monotonic() + 60
+    while fanout.connected < args.ws_clients and time.monotonic() < deadline:
+        time.sleep(0.5)
     time.sleep(5)  # the poller sees the served state before the first hour
     produced: dict[tuple[str, datetime], float] = {}
     producer = make_producer(resolve_bootstrap(settings))
@@ -229,12 +250,18 @@ def main() -> int:
         producer.close()
         poller.stop.set()
         poller.thread.join()
+        fanout.stop.set()
+        fanout.thread.join(timeout=30)
+        if browser is not None:
+            browser.stop.set()
+            browser.thread.join(timeout=30)
         up.send_signal(signal.SIGTERM)
         try:
             up.wait(timeout=180)
         except subprocess.TimeoutExpired:
             _run(["down"], env)
     left = sorted(name for name, pid in pids.items() if pid_alive(pid))
+    left += [f"pid {pid}" for pid in processes_of_home(str(home))]  # workers and children too
 
     latencies: dict[str, list[float]] = {stage: [] for stage in STAGES}
     missed = 0
@@ -261,6 +288,29 @@ def main() -> int:
         result[f"{name}_p50_s"] = percentile(latencies[stage], 0.5)
         result[f"{name}_p95_s"] = percentile(latencies[stage], 0.95)
         result[f"{name}_max_s"] = percentile(latencies[stage], 1.0)
+    keys = list(produced)
+    dashboard = [
+        drawn - produced[k]
+        for k in keys
+        if browser is not None and (drawn := browser.drawn_at(k)) is not None
+    ]
+    ws_first = [min(fanout.seen[k]) - produced[k] for k in keys if k in fanout.seen]
+    spreads = fanout.fanout_s(keys)
+    result.update(
+        {
+            "produce_to_dashboard_p50_s": percentile(dashboard, 0.5),
+            "produce_to_dashboard_p95_s": percentile(dashboard, 0.95),
+            "dashboard_candles_drawn": len(dashboard),
+            "dashboard_skipped": browser_skip,
+            "dashboard_error": None if browser is None else browser.error,
+            "produce_to_ws_p95_s": percentile(ws_first, 0.95),
+            "ws_clients": fanout.connected,
+            "ws_client_errors": len(fanout.errors),
+            "ws_updates_to_all_clients": len(spreads),
+            "ws_fanout_p95_s": percentile(spreads, 0.95),
+            "ws_fanout_max_s": percentile(spreads, 1.0),
+        }
+    )
     medians = {s: statistics.median(v) if v else None for s, v in latencies.items()}
     hops = {}
     previous = 0.0
@@ -272,6 +322,8 @@ def main() -> int:
     result["targets"] = TARGETS
     result["meets_targets"] = (
         missed == 0
+        and result["ws_fanout_p95_s"] is not None
+        and float(result["ws_fanout_p95_s"]) <= TARGETS["ws_fanout_p95_s"]  # type: ignore[arg-type]
         and result["produce_to_served_p95_s"] is not None
         and float(result["produce_to_served_p95_s"]) <= TARGETS["produce_to_served_p95_s"]  # type: ignore[arg-type]
     )

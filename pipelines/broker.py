@@ -171,16 +171,26 @@ def start_broker(directory: Path, *, wait_s: float = 10.0) -> BrokerInfo:
         started_at=started_at,
         log_id=int(started_at * 1000),
     )
-    (directory / STATE_FILE).write_text(json.dumps(asdict(info)))
+    partial = directory / f"{STATE_FILE}.tmp"
+    partial.write_text(json.dumps(asdict(info)))
+    partial.replace(directory / STATE_FILE)  # atomic: a reader never sees half a file
     return info
+
+
+def _recorded(directory: Path) -> BrokerInfo | None:
+    """The broker ``broker.json`` records, or ``None`` when there is none or it is unreadable
+    (another process removing it right now)."""
+    try:
+        return BrokerInfo.from_state(json.loads((directory / STATE_FILE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def broker_status(directory: Path) -> BrokerInfo | None:
     """The broker recorded in ``directory`` if it is alive and listening, else ``None``."""
-    state = directory / STATE_FILE
-    if not state.exists():
+    info = _recorded(directory)
+    if info is None:
         return None
-    info = BrokerInfo.from_state(json.loads(state.read_text()))
     host, _, port = info.bootstrap.rpartition(":")
     if pid_alive(info.pid) and port_open(host, int(port)):
         return info
@@ -190,9 +200,10 @@ def broker_status(directory: Path) -> BrokerInfo | None:
 def stop_broker(directory: Path, *, wait_s: float = 10.0) -> bool:
     """Stop the broker recorded in ``directory``. Returns whether one was running."""
     state = directory / STATE_FILE
-    if not state.exists():
+    info = _recorded(directory)
+    if info is None:
+        state.unlink(missing_ok=True)
         return False
-    info = BrokerInfo.from_state(json.loads(state.read_text()))
     was_running = pid_alive(info.pid)
     if was_running:
         os.kill(info.pid, signal.SIGTERM)

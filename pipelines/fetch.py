@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_EMPTY_POLLS = 10
+HANDOVER_ON_STOP_S = 10.0
+"""How long a fetcher stopped with records in hand waits to hand them to the landing loop."""
 """Empty fetches while behind the reported end offsets after which a run stops anyway."""
 
 
@@ -128,6 +130,14 @@ class BatchFetcher:
                 return True
             except queue.Full:
                 continue
+        if isinstance(item, RecordColumns) and len(item):
+            # stopped with records in hand: hand them over anyway, so that the landing loop
+            # (which waits while this thread lives) commits them before the run ends
+            try:
+                handoff.put(item, timeout=HANDOVER_ON_STOP_S)
+                return True
+            except queue.Full:
+                log.warning("%s: %d fetched records left for the next run", self.topic, len(item))
         return False
 
     def _fetch(self, budget: int) -> RecordColumns | None:

@@ -79,15 +79,31 @@ def run_lander(
     rounds = _Rounds()
     landed = dict.fromkeys(topics, 0)
     lock = threading.Lock()
+    unreported: list[tuple[TopicSpec, LandedBatch]] = []
+
+    def deliver() -> None:
+        """Report what is waiting, oldest first; keep what fails for the next try."""
+        while unreported and report is not None:
+            spec, batch = unreported[0]
+            try:
+                report(spec, batch)
+            except Exception as exc:  # reporting must never stop the landing
+                log.warning(
+                    "could not report %s to Dagster (%s); %d batches wait, retried every %.0f s",
+                    spec.table,
+                    exc,
+                    len(unreported),
+                    WATCH_S,
+                )
+                return
+            unreported.pop(0)
 
     def on_batch(spec: TopicSpec, batch: LandedBatch) -> None:
         with lock:
             landed[spec.topic] += batch.rows
             if report is not None:
-                try:
-                    report(spec, batch)
-                except Exception as exc:  # reporting must never stop the landing
-                    log.warning("could not report %s to Dagster: %s", spec.table, exc)
+                unreported.append((spec, batch))
+                deliver()
 
     threads = [
         threading.Thread(
@@ -102,6 +118,8 @@ def run_lander(
         thread.start()
     identity = broker_identity(settings)
     while not stop.wait(WATCH_S):
+        with lock:
+            deliver()  # a report that failed (e.g. the Dagster database was locked) goes again
         now = broker_identity(settings)
         if now != identity:
             log.warning("the broker changed (%s -> %s): landing restarts on it", identity, now)
@@ -110,6 +128,8 @@ def run_lander(
     rounds.end_all()
     for thread in threads:
         thread.join(timeout=60)
+    with lock:
+        deliver()
     return landed
 
 
@@ -144,6 +164,10 @@ def _land_forever(
             log.info("%s: waiting for the broker (%s)", spec.topic, exc)
         except MarketlakeError as exc:
             log.error("%s: landing failed: %s; retrying in %.0f s", spec.topic, exc, RETRY_S)
+        except Exception:  # a thread that died would stop this topic for good: log and retry
+            log.exception(
+                "%s: landing failed unexpectedly; retrying in %.0f s", spec.topic, RETRY_S
+            )
         finally:
             rounds.done(round_stop)
         stop.wait(RETRY_S if not round_stop.is_set() else 0.1)

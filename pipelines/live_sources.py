@@ -34,7 +34,7 @@ import polars as pl
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from pipelines.broker import resolve_bootstrap
+from pipelines.broker import BrokerEndpoint, resolve_broker
 from pipelines.kafka_io import (
     LIVE_PRODUCER_TIMEOUTS,
     ensure_topics,
@@ -102,18 +102,21 @@ class _Connection:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.bootstrap: str | None = None
+        self.identity: BrokerEndpoint | None = None
         self.producer: KafkaProducer | None = None
 
     def current(self, stop: threading.Event) -> tuple[KafkaProducer, bool] | None:
-        """The producer, and whether it is new (the broker changed); ``None`` once stopped."""
+        """The producer, and whether the broker is another one than the last producer's (a new
+        log: what was sent to the old one may be lost); ``None`` once stopped."""
         while not stop.is_set():
             try:
-                bootstrap = resolve_bootstrap(self.settings)
+                endpoint = resolve_broker(self.settings)
             except BrokerError as exc:
                 log.warning("source waits for a broker: %s", exc)
                 self.close()
                 stop.wait(RECONNECT_WAIT_S)
                 continue
+            bootstrap = endpoint.bootstrap
             if bootstrap == self.bootstrap and self.producer is not None:
                 return self.producer, False
             self.close()
@@ -125,8 +128,10 @@ class _Connection:
                 stop.wait(RECONNECT_WAIT_S)
                 continue
             self.bootstrap = bootstrap
+            changed = endpoint != self.identity
+            self.identity = endpoint
             log.info("source connected to the broker at %s", bootstrap)
-            return self.producer, True
+            return self.producer, changed
         return None
 
     def send(self, topic: str, messages: Sequence[Mapping[str, Any]]) -> bool:
@@ -172,26 +177,31 @@ def run_simulated_source(
     stream: CandleStream | None = None
     text_rng = np.random.default_rng(options.seed)
     trail = FearGreedTrail(text_rng)
+    pending: list[tuple[str, list[dict[str, object]]]] = []  # the hour being sent, by topic
+    bars: list[dict[str, object]] = []
     due = time.monotonic()
     try:
         while not stop.is_set():
             current = connection.current(stop)
             if current is None:
                 break
-            _, fresh = current
-            if fresh or stream is None:
+            _, new_broker = current
+            if new_broker or stream is None:
+                # a new log: what the old one held unlanded is gone, so continue from the lake
+                # (an hour lost with it is produced again, none that the lake holds)
                 stream = _resume(lake, options)
-            wait = max(due - time.monotonic(), _until_closed(stream.next_open_ms, clock))
-            if wait > 0 and stop.wait(wait):
-                break
-            bars = stream.next_hour()
-            extras = _companions(bars, text_rng, trail)
-            if not connection.send(CANDLES, bars) or not all(
-                connection.send(topic, messages) for topic, messages in extras if messages
-            ):
-                stream = None  # resume from the lake on the next broker
+                pending = []
+            if not pending:
+                wait = max(due - time.monotonic(), _until_closed(stream.next_open_ms, clock))
+                if wait > 0 and stop.wait(wait):
+                    break
+                bars = stream.next_hour()
+                pending = [(CANDLES, bars), *_companions(bars, text_rng, trail)]
+            # send topic by topic; after a failure on the same broker, resend only what is left
+            while pending and connection.send(pending[0][0], pending[0][1]):
+                sent += len(pending.pop(0)[1])
+            if pending:
                 continue
-            sent += len(bars) + sum(len(messages) for _, messages in extras)
             if on_hour is not None:
                 on_hour(bars)
             due = max(due + period, time.monotonic() - period)
@@ -205,7 +215,8 @@ def _companions(
 ) -> list[tuple[str, list[dict[str, object]]]]:
     """The posts of the hour and, when a day starts, its Fear & Greed value (simulated too)."""
     index = trail.add(int(bars[0]["open_time"]), float(bars[0]["close"]))  # type: ignore[call-overload, arg-type]
-    return [(POSTS, hour_posts(bars, rng)), (FEAR_GREED, [index] if index else [])]
+    extras: list[tuple[str, list[dict[str, object]]]] = [(POSTS, hour_posts(bars, rng))]
+    return [*extras, (FEAR_GREED, [index])] if index else extras
 
 
 def _resume(lake: Lake, options: SourceOptions) -> CandleStream:

@@ -10,6 +10,7 @@ stop everything it started, sources first and the broker last, so what was produ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -23,8 +24,10 @@ from pathlib import Path
 
 import httpx
 
-from pipelines.broker import broker_status, free_port, pid_alive, port_open, start_broker
+from pipelines.broker import broker_status, free_port, port_open, start_broker
+from pipelines.down import stop_embedded_broker_landing_first
 from pipelines.materialize import ensure_dagster_home
+from pipelines.process_tree import started_at, stop_tree
 from pipelines.up_state import UpState, clear_up_state, read_up_state, write_up_state
 from warehouse.errors import ConfigError, MarketlakeError
 from warehouse.settings import Settings
@@ -82,12 +85,14 @@ class LiveSystem:
     components: dict[str, Component] = field(default_factory=dict)
     started_broker: bool = False
     urls: dict[str, str] = field(default_factory=dict)
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def logs(self) -> Path:
         return self.settings.home / "logs"
 
     def start(self, component: Component) -> None:
+        """Start ``component`` in its own process group, its output appended to its log."""
         self.logs.mkdir(parents=True, exist_ok=True)
         component.log_path = self.logs / f"{component.name}.log"
         out = component.log_path.open("ab")
@@ -103,6 +108,7 @@ class LiveSystem:
         self.components[component.name] = component
 
     def pids(self) -> dict[str, int]:
+        """component name -> pid of everything running now (``up`` itself included)."""
         pids = {"up": os.getpid()}
         info = broker_status(self.settings.broker_dir)
         if info is not None and self.started_broker:
@@ -205,6 +211,9 @@ def bring_up(settings: Settings, options: UpOptions) -> LiveSystem:
             f"marketlake up is already running (pid {existing.pids['up']}): "
             "`marketlake status` shows it, `marketlake down` stops it"
         )
+    # the children run in the repository folder: give them the absolute state folder, so a
+    # default `.marketlake` resolved from the user's folder is the one they all use
+    os.environ["MARKETLAKE_HOME"] = str(settings.home)
     ensure_dagster_home(settings)
     components, urls = plan(settings, options)
     system = LiveSystem(settings, options, urls=urls)
@@ -215,6 +224,7 @@ def bring_up(settings: Settings, options: UpOptions) -> LiveSystem:
             print(f"broker      {info.bootstrap} (embedded, pid {info.pid})", flush=True)
         for component in components:
             system.start(component)
+        _write_state(system, ready=False)  # `down` and the lag sensors see it while it starts
         wait_until_ready(system, timeout_s=options.ready_timeout_s)
     except BaseException:
         shut_down(system)
@@ -229,7 +239,8 @@ def wait_until_ready(system: LiveSystem, *, timeout_s: float) -> None:
     while waiting:
         for name, component in system.components.items():
             assert component.process is not None
-            if component.process.poll() is not None:
+            code = component.process.poll()
+            if code is not None and not (name == "source" and code == 0):  # a finished replay
                 raise MarketlakeError(
                     f"{name} exited with code {component.process.returncode} while starting; "
                     f"see {component.log_path}"
@@ -252,58 +263,76 @@ def wait_until_ready(system: LiveSystem, *, timeout_s: float) -> None:
 
 
 def supervise(system: LiveSystem, stop: threading.Event, *, check_s: float = 2.0) -> None:
-    """Restart children (and the embedded broker) that die, until ``stop``."""
+    """Restart children (and the embedded broker) that die, until ``stop``.
+
+    A component is restarted at most :data:`RESTARTS_PER_COMPONENT` times; then ``up`` says so
+    once and goes on without it. A failed restart is reported and tried again at the next check.
+    """
     while not stop.wait(check_s):
-        if system.started_broker and broker_status(system.settings.broker_dir) is None:
-            info = start_broker(system.settings.broker_dir)
-            log.warning("the embedded broker had stopped; restarted at %s", info.bootstrap)
-            print(f"broker restarted at {info.bootstrap} (pid {info.pid})", flush=True)
-            _write_state(system)
-        for name, component in list(system.components.items()):
-            assert component.process is not None
-            code = component.process.poll()
-            if code is None or stop.is_set():
-                continue
-            if name == "source" and code == 0:
-                continue  # a replay that finished
-            if component.restarts >= RESTARTS_PER_COMPONENT:
-                continue
-            component.restarts += 1
-            print(
-                f"{name} exited with code {code}; restarting ({component.restarts} of "
-                f"{RESTARTS_PER_COMPONENT}); see {component.log_path}",
-                flush=True,
-            )
-            system.start(component)
-            _write_state(system)
+        try:
+            _restart_dead(system, stop)
+        except MarketlakeError as exc:
+            print(f"restarting a component failed: {exc}; trying again", flush=True)
+            log.warning("restarting a component failed: %s", exc)
 
 
-def _write_state(system: LiveSystem) -> None:
+def _restart_dead(system: LiveSystem, stop: threading.Event) -> None:
+    if system.started_broker and broker_status(system.settings.broker_dir) is None:
+        info = start_broker(system.settings.broker_dir)
+        log.warning("the embedded broker had stopped; restarted at %s", info.bootstrap)
+        print(f"broker restarted at {info.bootstrap} (pid {info.pid})", flush=True)
+        _write_state(system)
+    for name, component in list(system.components.items()):
+        assert component.process is not None
+        code = component.process.poll()
+        if code is None or stop.is_set():
+            continue
+        if name == "source" and code == 0:
+            continue  # a replay that finished
+        if component.restarts >= RESTARTS_PER_COMPONENT:
+            if component.restarts == RESTARTS_PER_COMPONENT:
+                component.restarts += 1  # say it once
+                print(
+                    f"{name} exited with code {code} again; not restarting it after "
+                    f"{RESTARTS_PER_COMPONENT} restarts: see {component.log_path}, then "
+                    "`marketlake down` and `marketlake up`",
+                    flush=True,
+                )
+            continue
+        component.restarts += 1
+        print(
+            f"{name} exited with code {code}; restarting ({component.restarts} of "
+            f"{RESTARTS_PER_COMPONENT}); see {component.log_path}",
+            flush=True,
+        )
+        system.start(component)
+        _write_state(system)
+
+
+def _write_state(system: LiveSystem, *, ready: bool = True) -> None:
+    pids = system.pids()
     write_up_state(
         system.settings.home,
         UpState(
             api_url=system.urls["api_url"],
             dagster_url=system.urls["dagster_url"],
             mlflow_url=system.urls.get("mlflow_url"),
-            pids=system.pids(),
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            pids=pids,
+            started_at=system.started_at,
             source=system.options.source,
+            created={n: t for n, p in pids.items() if (t := started_at(p)) is not None},
+            ready=ready,
         ),
     )
 
 
 def stop_process(process: subprocess.Popen[bytes], *, wait_s: float = 20.0) -> None:
-    """SIGTERM the process group of ``process``, SIGKILL it after ``wait_s``."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=wait_s)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    """Stop ``process`` and every process it started (SIGTERM, SIGKILL after ``wait_s``)."""
+    if process.poll() is None:
+        stop_tree(process.pid, wait_s=wait_s)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of its group
+    process.wait()
 
 
 def shut_down(system: LiveSystem) -> None:
@@ -313,9 +342,7 @@ def shut_down(system: LiveSystem) -> None:
         if component is not None and component.process is not None:
             stop_process(component.process, wait_s=60.0 if name == "lander" else 20.0)
     if system.started_broker:
-        from pipelines.broker import stop_broker
-
-        stop_broker(system.settings.broker_dir)
+        stop_embedded_broker_landing_first(system.settings)
     clear_up_state(system.settings.home)
 
 
@@ -341,49 +368,3 @@ def run_up(settings: Settings, options: UpOptions) -> int:
         shut_down(system)
         print("stopped", flush=True)
     return 0
-
-
-def run_down(settings: Settings, *, wait_s: float = 120.0) -> list[str]:
-    """Stop the live system of ``settings.home``; return what was stopped."""
-    state = read_up_state(settings.home)
-    if state is None:
-        return []
-    stopped = []
-    up_pid = state.running("up")
-    if up_pid is not None:
-        os.kill(up_pid, signal.SIGTERM)
-        deadline = time.monotonic() + wait_s
-        while pid_alive(up_pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        stopped.append(f"up (pid {up_pid})")
-    for name, pid in state.pids.items():  # whatever a killed `up` left behind
-        if name == "up" or not pid_alive(pid):
-            continue
-        if name == "broker":
-            from pipelines.broker import stop_broker
-
-            stop_broker(settings.broker_dir)  # lands what is still unlanded first
-        else:
-            _kill_group(pid)
-        stopped.append(f"{name} (pid {pid})")
-    if name_alive := [n for n, p in state.pids.items() if pid_alive(p)]:
-        raise MarketlakeError(f"still running after `down`: {', '.join(name_alive)}")
-    clear_up_state(settings.home)
-    return stopped
-
-
-def _kill_group(pid: int, *, wait_s: float = 15.0) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait_s
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid_alive(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return

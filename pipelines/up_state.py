@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipelines.broker import pid_alive
+from pipelines.process_tree import same_process
 
 UP_FILE = "up.json"
 
@@ -26,8 +26,11 @@ class UpState:
         dagster_url: the Dagster UI.
         mlflow_url: the MLflow UI, ``None`` when not started.
         pids: component name -> process id (the ``up`` supervisor itself is ``up``).
-        started_at: ISO 8601 UTC time the system was ready.
+        started_at: ISO 8601 UTC time ``up`` started.
         source: the source ``up`` runs (``none``, ``simulate``, ``replay``, ``live``).
+        created: component name -> when its process started (epoch s), so that a pid reused by
+            another process after a crash is never taken for the component.
+        ready: whether every component answered (``False`` while ``up`` is starting).
     """
 
     api_url: str
@@ -36,18 +39,21 @@ class UpState:
     pids: dict[str, int] = field(default_factory=dict)
     started_at: str = ""
     source: str = "none"
+    created: dict[str, float] = field(default_factory=dict)
+    ready: bool = True
 
     def running(self, name: str) -> int | None:
-        """The pid of component ``name`` if it is alive, else ``None``."""
+        """The pid of component ``name`` if that process is alive, else ``None``."""
         pid = self.pids.get(name)
-        return pid if pid is not None and pid_alive(pid) else None
+        return pid if pid is not None and same_process(pid, self.created.get(name)) else None
 
     def alive(self) -> dict[str, bool]:
         """component name -> whether its process is alive."""
-        return {name: pid_alive(pid) for name, pid in self.pids.items()}
+        return {name: self.running(name) is not None for name in self.pids}
 
 
 def up_file(home: Path) -> Path:
+    """``<home>/up.json``."""
     return home / UP_FILE
 
 
@@ -78,4 +84,5 @@ def running_component(home: Path, name: str) -> int | None:
 
 
 def clear_up_state(home: Path) -> None:
+    """Remove ``up.json`` (``up`` stopped)."""
     up_file(home).unlink(missing_ok=True)

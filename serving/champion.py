@@ -28,7 +28,7 @@ from warehouse.errors import ConfigError, ModelNotFoundError
 logger = logging.getLogger("bentoml.marketlake")
 
 MODEL_REFRESH_ENV = "MARKETLAKE_MODEL_REFRESH_S"
-DEFAULT_MODEL_REFRESH_S = 10.0
+DEFAULT_MODEL_REFRESH_S = 5.0
 """Seconds between two reads of the ``champion`` alias when ``MARKETLAKE_MODEL_REFRESH_S`` is
 unset."""
 
@@ -41,7 +41,7 @@ Loader = Callable[[str, str, str], LoadedModel]
 
 
 def model_refresh_s(environ: Mapping[str, str] | None = None) -> float:
-    """Seconds between two champion checks: ``MARKETLAKE_MODEL_REFRESH_S``, default 10.
+    """Seconds between two champion checks: ``MARKETLAKE_MODEL_REFRESH_S``, default 5.
 
     Args:
         environ: the variables to read; default None: the process environment.
@@ -97,7 +97,7 @@ class ChampionFollower:
     Args:
         tracking_uri: the MLflow tracking (and registry) URI.
         name: the registered model, e.g. ``"marketlake-price"``.
-        refresh_s: seconds between two checks; default 10 (see :func:`model_refresh_s`).
+        refresh_s: seconds between two checks; default 5 (see :func:`model_refresh_s`).
         alias: the alias to follow; default ``"champion"``.
         loader: loads one version; default :func:`training.registry.load_registered`.
     """

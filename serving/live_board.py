@@ -6,18 +6,20 @@ millisecond per table when nothing moved) and the model the prediction service a
 registry call: the champion follower already polls the registry). It reads only the tables that
 moved, rebuilds their sections and returns the changes as ``(type, payload)`` pairs: the new or
 changed candles and indicator rows, a prediction board that differs, the posts not sent before, a
-changed ledger or status. :meth:`LiveBoard.snapshot` assembles the current sections (frozen
-objects: cheap, safe to serialise in another thread).
+changed ledger or status. A section's table versions are recorded only once it was rebuilt
+(:class:`SectionVersions`): one whose rebuild raised is rebuilt again at the next poll.
+:meth:`LiveBoard.snapshot` assembles the current sections (frozen objects: cheap, safe to
+serialise in another thread).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from datetime import UTC, datetime
+from functools import partial
 
 import polars as pl
 from pydantic import BaseModel
@@ -27,9 +29,6 @@ from serving.board_data import (
     epoch_s,
     horizon_predictions,
     indicator_rows,
-    live_quality,
-    outcomes_by_symbol,
-    scored_predictions,
 )
 from serving.board_model import (
     Bar,
@@ -47,16 +46,16 @@ from serving.board_model import (
     SystemStatus,
 )
 from serving.board_sections import (
-    NO_BATCH_PREDICTIONS,
     NO_CANDLES,
     NO_PAPER_TRADES,
     PAPER_EQUITY,
     PAPER_TRADES,
+    SectionVersions,
     TableWatch,
+    batch_outcomes,
     portfolio_board,
     read_chart_candles,
     read_gold,
-    read_predictions,
     sentiment_board,
 )
 from serving.market import MarketRequest, MarketService
@@ -87,7 +86,6 @@ WATCHED: tuple[str, ...] = tuple(
 """Every table whose version the watcher checks."""
 
 Change = tuple[MessageType, BaseModel]
-_Section = TypeVar("_Section", PortfolioBoard, SentimentBoard, PriceUpdate)
 
 
 @dataclass(frozen=True)
@@ -130,13 +128,14 @@ class LiveBoard:
         self.clients = 0
         self._lock = threading.Lock()
         self._watches = {t: TableWatch(sources.lake.location(t)) for t in WATCHED}
-        self._versions: dict[str, int | None] | None = None
+        self._sections = SectionVersions()
+        self._polled = False
         self._model: tuple[str, int] | None = None
         self._bars: dict[str, dict[int, Bar]] = {}
         self._indicators: dict[str, dict[int, IndicatorRow]] = {}
         self._candles: pl.DataFrame | None = None
         self._gold: pl.DataFrame | None = None
-        self._posts_seen: set[str] = set()
+        self._posts_seen: set[str] = set()  # the ids of the posts the board holds: at most `posts`
         self._layers: dict[str, LayerStatus] = {}
         self._quality: ModelQuality | None = None
         self._checks: list[CheckStatus] = []
@@ -173,40 +172,49 @@ class LiveBoard:
     def poll(self) -> list[Change]:
         """Check the versions; rebuild what moved; return the changes (none on the first call).
 
-        Never raises on a table or a model that cannot be read: the section's note says why.
+        Never raises on a table or a model that cannot be read: the section's note says why. A
+        section whose rebuild raises anything else keeps what it showed, and its tables count as
+        moved until a rebuild works (logged once per failure streak).
         """
         with self._lock:
             versions = {t: w.version() for t, w in self._watches.items()}
             model = self._served_model()
             model_key = None if model is None else (model.name, model.version)
-            first = self._versions is None
-            old = self._versions or {}
-            moved = {t for t, v in versions.items() if first or old.get(t) != v}
-            self._versions = versions
-            changes: list[Change] = []
-            if moved & {SILVER_CANDLES, SILVER_FEAR_GREED, GOLD_FEATURES}:
-                changes += self._refresh_prices(versions, moved)
-            if moved & {GOLD_FEATURES, GOLD_PREDICTIONS} or model_key != self._model:
-                if model_key != self._model:
-                    self._quality = None
-                self._model = model_key
-                board = self._prediction_board(versions)
-                if board != self.predictions:
-                    self.predictions = board
-                    changes.append(("prediction_update", board))
-            if SILVER_POSTS in moved:
-                changes += self._refresh_sentiment(versions[SILVER_POSTS])
-            if moved & {PAPER_TRADES, PAPER_EQUITY}:
-                board_p = self._read(
-                    lambda: portfolio_board(
-                        self.sources.lake, versions[PAPER_TRADES], versions[PAPER_EQUITY]
-                    ),
-                    PortfolioBoard,
+            first, self._polled = not self._polled, True
+            sections = self._sections
+            changes: list[Change] = sections.rebuild(
+                "prices",
+                _of(versions, SILVER_CANDLES, SILVER_FEAR_GREED, GOLD_FEATURES),
+                partial(self._refresh_prices, versions),
+            )
+            # the predictions are scored on the gold the prices section read: they move with it
+            gold_read = sections.built("prices", GOLD_FEATURES)
+            changes += sections.rebuild(
+                "predictions",
+                {GOLD_FEATURES: gold_read, GOLD_PREDICTIONS: versions[GOLD_PREDICTIONS]},
+                partial(self._refresh_predictions, versions, model_key),
+                force=model_key != self._model,
+            )
+            changes += sections.rebuild(
+                "sentiment",
+                _of(versions, SILVER_POSTS),
+                partial(self._refresh_sentiment, versions[SILVER_POSTS]),
+            )
+            changes += sections.rebuild(
+                "portfolio",
+                _of(versions, PAPER_TRADES, PAPER_EQUITY),
+                partial(self._refresh_portfolio, versions),
+            )
+            for _, table, column in LAYERS:
+                sections.rebuild(
+                    f"status of {table}",
+                    _of(versions, table),
+                    partial(self._refresh_layer, table, column),
                 )
-                if board_p != self.portfolio:
-                    self.portfolio = board_p
-                    changes.append(("portfolio_update", board_p))
-            status = self._system_status(versions, moved, model)
+            candles_read = sections.built("prices", SILVER_CANDLES)  # the checks run on them too
+            checks_on = {**versions, SILVER_CANDLES: candles_read}
+            sections.rebuild("data checks", checks_on, self._refresh_checks)
+            status = self._system_status(model)
             if status.model_dump(exclude={"generated_at"}) != self.status.model_dump(
                 exclude={"generated_at"}
             ):
@@ -222,14 +230,7 @@ class LiveBoard:
         except MarketlakeError:
             return None
 
-    def _read(self, build: Callable[[], _Section], kind: type[_Section]) -> _Section:
-        try:
-            return build()
-        except MarketlakeError as exc:
-            logger.warning("dashboard: %s", exc)
-            return kind(note=str(exc))
-
-    def _refresh_prices(self, versions: dict[str, int | None], moved: set[str]) -> list[Change]:
+    def _refresh_prices(self, versions: Mapping[str, int | None], moved: set[str]) -> list[Change]:
         candles_version, gold_version = versions[SILVER_CANDLES], versions[GOLD_FEATURES]
         if candles_version is None:
             self.prices, self._bars, self._candles = PriceUpdate(note=NO_CANDLES), {}, None
@@ -238,7 +239,7 @@ class LiveBoard:
         try:
             if SILVER_CANDLES in moved or self._candles is None:
                 self._candles = read_chart_candles(self.sources.lake, candles_version, hours=hours)
-            if GOLD_FEATURES in moved and gold_version is not None:
+            if (GOLD_FEATURES in moved or self._gold is None) and gold_version is not None:
                 self._gold = read_gold(self.sources.lake, gold_version)
             market = self.sources.market.market(MarketRequest(), fresh=True)
         except MarketlakeError as exc:
@@ -277,7 +278,19 @@ class LiveBoard:
             )
         ]
 
-    def _prediction_board(self, versions: dict[str, int | None]) -> PredictionBoard:
+    def _refresh_predictions(
+        self, versions: Mapping[str, int | None], model: tuple[str, int] | None, _moved: set[str]
+    ) -> list[Change]:
+        if model != self._model:
+            self._quality = None
+        board = self._prediction_board(versions)
+        self._model = model
+        if board == self.predictions:
+            return []
+        self.predictions = board
+        return [("prediction_update", board)]
+
+    def _prediction_board(self, versions: Mapping[str, int | None]) -> PredictionBoard:
         try:
             latest = self.sources.predictions.latest_predictions(fresh=True)
         except MarketlakeError as exc:
@@ -289,44 +302,26 @@ class LiveBoard:
                 closes[symbol] = bar.close
         symbols = horizon_predictions(latest, closes)
         quality = self._model_quality(latest.model)
-        outcomes_note: str | None = NO_BATCH_PREDICTIONS
-        outcomes_version = None
-        stored_at = versions[GOLD_PREDICTIONS]
-        if stored_at is not None and self._gold is not None:
-            try:
-                stored = read_predictions(self.sources.lake, stored_at, latest.model.name)
-            except MarketlakeError as exc:
-                stored, outcomes_note = None, str(exc)
-            if stored is not None and not stored.is_empty():
-                served = latest.model.version
-                stored_versions = set(stored["model_version"].to_list())
-                outcomes_version = served if served in stored_versions else max(stored_versions)
-                outcomes_note = (
-                    None
-                    if outcomes_version == served
-                    else f"outcomes of version {outcomes_version}: the champion (v{served}) has "
-                    "no batch predictions yet"
-                )
-                scored = scored_predictions(
-                    stored.filter(pl.col("model_version") == outcomes_version), self._gold
-                )
-                quality = quality.model_copy(update={"live": live_quality(scored, self._gold)})
-                newest = scored["ts"].max()
-                assert isinstance(newest, datetime)
-                recent = scored.filter(
-                    pl.col("ts") > newest - timedelta(hours=self.options.outcome_hours)
-                )
-                by_symbol = outcomes_by_symbol(recent)
-                symbols = [
-                    s.model_copy(update={"outcomes": by_symbol.get(s.symbol, [])}) for s in symbols
-                ]
+        outcomes = batch_outcomes(
+            self.sources.lake,
+            versions[GOLD_PREDICTIONS],
+            latest.model,
+            self._gold,
+            hours=self.options.outcome_hours,
+        )
+        if outcomes.live is not None:
+            quality = quality.model_copy(update={"live": outcomes.live})
+            symbols = [
+                s.model_copy(update={"outcomes": outcomes.by_symbol.get(s.symbol, [])})
+                for s in symbols
+            ]
         return PredictionBoard(
             model_name=latest.model.name,
             model_version=latest.model.version,
-            outcomes_model_version=outcomes_version,
+            outcomes_model_version=outcomes.model_version,
             symbols=symbols,
             quality=quality,
-            outcomes_note=outcomes_note,
+            outcomes_note=outcomes.note,
         )
 
     def _model_quality(self, model: LoadedModel) -> ModelQuality:
@@ -342,7 +337,7 @@ class LiveBoard:
         self._quality = quality
         return quality
 
-    def _refresh_sentiment(self, version: int | None) -> list[Change]:
+    def _refresh_sentiment(self, version: int | None, _moved: set[str]) -> list[Change]:
         try:
             board, _ = sentiment_board(
                 self.sources.lake,
@@ -354,23 +349,38 @@ class LiveBoard:
         except MarketlakeError as exc:
             board = SentimentBoard(note=str(exc))
         new = [p for p in board.posts if p.post_id not in self._posts_seen]
-        self._posts_seen |= {p.post_id for p in board.posts}
+        self._posts_seen = {p.post_id for p in board.posts}  # bounded by the board's `posts`
         if board == self.sentiment:
             return []
         self.sentiment = board
         return [("sentiment_update", board.model_copy(update={"posts": new}))]
 
-    def _system_status(
-        self, versions: dict[str, int | None], moved: set[str], model: LoadedModel | None
-    ) -> SystemStatus:
-        for _, table, column in LAYERS:
-            if table in moved or table not in self._layers:
-                try:
-                    self._layers[table] = newest_row(self.sources.lake, table, column)
-                except MarketlakeError as exc:
-                    logger.warning("dashboard: %s", exc)
-        if moved:  # the freshness checks say how old the rows are: only re-run when data moves
-            self._checks = data_checks(self._candles, self._layers)
+    def _refresh_portfolio(
+        self, versions: Mapping[str, int | None], _moved: set[str]
+    ) -> list[Change]:
+        try:
+            board = portfolio_board(
+                self.sources.lake, versions[PAPER_TRADES], versions[PAPER_EQUITY]
+            )
+        except MarketlakeError as exc:
+            logger.warning("dashboard: %s", exc)
+            board = PortfolioBoard(note=str(exc))
+        if board == self.portfolio:
+            return []
+        self.portfolio = board
+        return [("portfolio_update", board)]
+
+    def _refresh_layer(self, table: str, column: str, _moved: set[str]) -> list[Change]:
+        snapshot = self._watches[table].table  # the version just checked: nothing is reopened
+        self._layers[table] = newest_row(self.sources.lake, table, column, snapshot=snapshot)
+        return []
+
+    def _refresh_checks(self, _moved: set[str]) -> list[Change]:
+        # the freshness checks say how old the rows are: only re-run when data moves
+        self._checks = data_checks(self._candles, self._layers)
+        return []
+
+    def _system_status(self, model: LoadedModel | None) -> SystemStatus:
         lag, lag_note = self._lag
         return SystemStatus(
             generated_at=datetime.now(UTC),
@@ -382,3 +392,8 @@ class LiveBoard:
             checks=self._checks,
             clients=self.clients,
         )
+
+
+def _of(versions: Mapping[str, int | None], *tables: str) -> dict[str, int | None]:
+    """The versions of ``tables`` only."""
+    return {t: versions[t] for t in tables}

@@ -2,22 +2,21 @@
 
 Started by ``marketlake serve`` (``bentoml serve serving.service:MarketlakeService``). It follows
 the ``champion`` of ``marketlake-price`` (checked every ``MARKETLAKE_MODEL_REFRESH_S`` seconds,
-default 10: a promotion or a rollback is served without a restart, see ``serving/champion.py``),
+default 5: a promotion or a rollback is served without a restart, see ``serving/champion.py``),
 loads the sentiment model once, and reads the lake and the registry named by the same environment
 variables as every other command. It starts without a champion: ``/readyz`` answers 503 and
 ``/predict`` and ``/signals`` answer 503 saying how to get one until a champion is loaded, while
-``/sentiment``, ``/market`` and the dashboard work. Routes:
-``POST /predict``, ``/signals``, ``/sentiment`` and ``/market``, and the live dashboard
-(``GET /dashboard``, its static files, ``GET /dashboard/snapshot.json`` and the ``/ws``
-WebSocket, mounted as a small Starlette app, see ``serving/dashboard.py``); BentoML adds the
-probes (``/livez``, ``/healthz``, ``/readyz``) and ``/metrics``. With ``MARKETLAKE_API_TOKEN`` set,
-every route but the probes, the metrics and the dashboard's static files needs
-``Authorization: Bearer <token>`` (``/dashboard`` and ``/ws`` also take ``?token=``).
+``/sentiment``, ``/market`` and the dashboard work. Routes: ``POST /predict``, ``/signals``,
+``/sentiment``, ``/market`` and ``/portfolio``, and the live dashboard (``GET /dashboard``, its
+static files, ``GET /dashboard/snapshot.json`` and the ``/ws`` WebSocket, mounted as a small
+Starlette app, see ``serving/dashboard.py``); BentoML adds the probes (``/livez``, ``/healthz``,
+``/readyz``) and ``/metrics``. With ``MARKETLAKE_API_TOKEN`` set, every route but the probes, the
+metrics and the dashboard's static files needs ``Authorization: Bearer <token>`` (``/dashboard`` and
+``/ws`` also take ``?token=``).
 
-The logic lives in plain modules (``serving/predictions.py``, ``signals.py``,
-``text_sentiment.py``, ``market.py``, ``live_board.py``, ``live_feed.py``, ``dashboard.py``,
-``auth.py``); this class only wires them to HTTP.
-"""
+The logic lives in plain modules (``serving/predictions.py``, ``signals.py``, ``text_sentiment.py``,
+``market.py``, ``live_board.py``, ``live_feed.py``, ``dashboard.py``, ``auth.py``); this class only
+wires them to HTTP."""
 
 from __future__ import annotations
 

@@ -9,7 +9,9 @@ and the offsets stored in the bronze Delta log).
   stored offset + 1; the log's beginning for a partition never landed or for a restarted
   embedded broker, whose new log the lake has not seen). The embedded broker reports end offsets
   that can be low (STACK.md), so there the lag is a lower bound; never negative.
-* Newest row per layer: the maximum event time of each layer's table, read when its version moves.
+* Newest row per layer: the maximum event time of each layer's table, read when its version moves,
+  from the Delta log's file statistics (only the files that can hold the newest rows are read;
+  a table without statistics is scanned).
 * Checks: those of :mod:`warehouse.checks` that the service can run on what it reads anyway
   (freshness of candles and gold, OHLC sanity and duplicate keys of the charted candles). The
   Dagster asset checks themselves are in the Dagster UI.
@@ -18,9 +20,13 @@ and the offsets stored in the bronze Delta log).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
 
 from serving.board_model import CheckStatus, LayerStatus
 from warehouse.bronze import stored_log_id, stored_offsets
@@ -53,16 +59,23 @@ LAYERS: tuple[tuple[str, str, str], ...] = (
 NO_BROKER = "no Kafka broker: start one with `marketlake up` or `marketlake broker start`"
 
 
-def newest_row(lake: Lake, table: str, column: str) -> LayerStatus:
-    """The newest ``column`` value of ``table`` and its Delta version (None: no table)."""
+def newest_row(
+    lake: Lake, table: str, column: str, *, snapshot: DeltaTable | None = None
+) -> LayerStatus:
+    """The newest ``column`` value of ``table`` and its Delta version (None: no table).
+
+    Args:
+        lake: the lake.
+        table: the table, e.g. ``bronze/candles``.
+        column: its event-time column.
+        snapshot: the table as the watcher already holds it (read at its version, nothing is
+            opened); default None: open the table's latest version.
+    """
     layer = next((name for name, t, _ in LAYERS if t == table), table.split("/")[0])
-    delta = open_table(lake.location(table))
+    delta = snapshot if snapshot is not None else open_table(lake.location(table))
     if delta is None:
         return LayerStatus(layer=layer, table=table, newest=None, version=None)
-    dataset = delta.to_pyarrow_dataset()
-    newest = None
-    if column in dataset.schema.names:
-        newest = pl.scan_pyarrow_dataset(dataset).select(pl.col(column).max()).collect().item()
+    newest = newest_value(delta, column)
     if isinstance(newest, datetime) and newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
     return LayerStatus(
@@ -71,6 +84,62 @@ def newest_row(lake: Lake, table: str, column: str) -> LayerStatus:
         newest=newest if isinstance(newest, datetime) else None,
         version=delta.version(),
     )
+
+
+def newest_value(delta: DeltaTable, column: str) -> Any:
+    """The maximum of ``column`` in ``delta``, found from the log's file statistics where it can.
+
+    For a timestamp column, each file's ``max.<column>`` statistic in the Delta log gives the
+    newest value without reading data. Statistics can be truncated (Delta keeps timestamps to the
+    millisecond), so the exact value is read from the rows within :data:`STATS_PRECISION` of
+    it, in the files whose statistics say they can hold such rows: the other files are pruned
+    from the log and never opened, so what is read does not grow with the table. The column of
+    every file is read when a file has no statistics for it or it is not a timestamp.
+
+    Returns:
+        The maximum; None: no rows, no such column, or only nulls.
+    """
+    schema = pa.schema(delta.schema().to_arrow())
+    if column not in schema.names:
+        return None
+    newest_stat = None
+    if pa.types.is_timestamp(schema.field(column).type):
+        known, newest_stat = _stats_max(pa.table(delta.get_add_actions(flatten=True)), column)
+        if known and newest_stat is None:
+            return None  # no files, or only nulls
+    if newest_stat is None:
+        rows = delta.to_pyarrow_dataset().to_table(columns=[column])
+    else:
+        since = newest_stat - STATS_PRECISION
+        dataset = delta.to_pyarrow_dataset(file_pruning_predicate=[(column, ">=", since)])
+        rows = dataset.to_table(columns=[column], filter=pc.field(column) >= pa.scalar(since))
+    return pl.from_arrow(rows).select(pl.col(column).max()).item()  # type: ignore[union-attr]
+
+
+STATS_PRECISION = timedelta(milliseconds=1)
+"""How far below a file's true maximum its ``max`` statistic can be (Delta truncates to ms)."""
+
+
+def _stats_max(actions: pa.Table, column: str) -> tuple[bool, datetime | None]:
+    """Whether every file has statistics for ``column``, and their largest ``max`` (None: none).
+
+    A file whose ``max`` is null holds only nulls in ``column`` when its null count equals its
+    row count; otherwise its statistics are missing.
+    """
+    names = actions.column_names
+    if actions.num_rows == 0:
+        return True, None
+    if f"max.{column}" not in names:
+        return False, None
+    maxes = actions[f"max.{column}"]
+    missing = pc.is_null(maxes)
+    if f"null_count.{column}" in names and "num_records" in names:
+        only_nulls = pc.equal(actions[f"null_count.{column}"], actions["num_records"])
+        missing = pc.and_(missing, pc.invert(pc.fill_null(only_nulls, False)))
+    if pc.any(missing).as_py():
+        return False, None
+    newest = pc.max(maxes).as_py()
+    return True, newest if isinstance(newest, datetime) else None
 
 
 def topic_lag(settings: Settings, lake: Lake) -> tuple[dict[str, int | str], str | None]:

@@ -59,7 +59,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.up import run_down
+    from pipelines.down import run_down
 
     stopped = run_down(settings)
     if not stopped:

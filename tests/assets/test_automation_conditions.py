@@ -267,3 +267,44 @@ def test_training_runs_on_its_cron_once_gold_has_updated(
     ticks.report(GOLD_FEATURES_KEY)
     assert name in ticks.tick(at=fire + timedelta(minutes=2))  # the cron, then gold
     assert name not in ticks.tick(at=fire + timedelta(minutes=3))  # once per cron tick
+
+
+@pytest.mark.parametrize(
+    ("required", "requested"),
+    [
+        # only the required input holds the asset back: a running optional one is read as it is
+        ([SOURCE.key], {"combined"}),
+        # every input holds it back: under a steady flow one of them is always running (starved)
+        (None, set()),
+    ],
+    ids=["follows_upstream(required)", "follows_upstream()"],
+)
+def test_a_running_optional_input_does_not_hold_the_asset_back(
+    required: list[dg.AssetKey] | None, requested: set[str]
+) -> None:
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    @dg.asset(deps=[OPTIONAL])
+    def optional_silver() -> None:
+        started.set()
+        release.wait(30)
+
+    @dg.asset(
+        deps=[SOURCE, optional_silver], automation_condition=follows_upstream(required=required)
+    )
+    def combined() -> None: ...
+
+    with dg.instance_for_test() as instance:
+        ticks = Ticks([SOURCE, OPTIONAL, optional_silver, combined], instance)
+        ticks.tick()
+        running = threading.Thread(target=ticks.run, args=({"optional_silver"},))
+        running.start()
+        try:
+            assert started.wait(30)  # optional_silver is in progress in its own run
+            ticks.report("source")
+            assert ticks.tick() == requested
+        finally:
+            release.set()
+            running.join(timeout=30)

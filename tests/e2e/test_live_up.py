@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 
 from pipelines.broker import pid_alive
+from pipelines.process_tree import processes_of_home
 from pipelines.up_state import UpState, read_up_state
 from warehouse.catalog import BRONZE_CANDLES
 from warehouse.lake import Lake, read_table
@@ -99,7 +100,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
     state = None
     while time.monotonic() < deadline and process.poll() is None:
         state = read_up_state(home)
-        if state is not None and state.running("up"):
+        if state is not None and state.running("up") and state.ready:
             break
         time.sleep(1)
     assert state is not None and process.poll() is None, (home / "up.out").read_text()[-3000:]
@@ -123,14 +124,56 @@ def test_up_serves_predictions_that_follow_the_simulated_hours(live: LiveRun) ->
     wait_served_after(live.state.api_url, live.history_end, timeout_s=180)
 
 
+def broker_candles(home: Path) -> set[tuple[str, int]]:
+    """(symbol, open time in ms) of every candle the running embedded broker holds now."""
+    from kafka import TopicPartition
+
+    from pipelines.broker import broker_status
+    from pipelines.kafka_io import make_consumer
+
+    info = broker_status(home / "broker")
+    assert info is not None
+    consumer = make_consumer(info.bootstrap)
+    try:
+        partitions = [TopicPartition("market.candles", p) for p in range(3)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        held: set[tuple[str, int]] = set()
+        empty = 0
+        while empty < 3:  # "caught up" = fetches come back empty (end offsets lie on Tansu)
+            polled = consumer.poll(timeout_ms=1000)
+            empty = 0 if any(polled.values()) else empty + 1
+            for records in polled.values():
+                for record in records:
+                    candle = json.loads(record.value)
+                    held.add((candle["symbol"], int(candle["open_time"])))
+        return held
+    finally:
+        consumer.close()
+
+
 def test_a_broker_restart_loses_and_duplicates_nothing(live: LiveRun) -> None:
     before = wait_served_after(live.state.api_url, live.history_end, timeout_s=180)
+    held = broker_candles(live.home)
+    assert held, "the broker holds no candle: the source is not producing"
     run_cli(live.env, "broker", "stop")  # lands what it holds first; `up` starts a new one
-    wait_served_after(live.state.api_url, before, timeout_s=180)
-    state = read_up_state(live.home)
-    assert state is not None and state.pids["broker"] != live.state.pids["broker"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = read_up_state(live.home)
+        if state is not None and state.pids.get("broker") != live.state.pids["broker"]:
+            break
+        time.sleep(0.5)
+    assert state is not None and state.running("broker"), "up did not restart the broker"
+    # the served answer moves on with hours produced to the new broker
+    wait_served_after(live.state.api_url, before + timedelta(hours=30), timeout_s=180)
     bronze = read_table(Lake(str(live.home / "lake")).location(BRONZE_CANDLES))
     assert bronze.select("symbol", "open_time").is_duplicated().sum() == 0
+    landed = {
+        (symbol, int(open_time.timestamp() * 1000))
+        for symbol, open_time in bronze.select("symbol", "open_time").iter_rows()
+    }
+    # everything the old broker held (acknowledged to the source) is in bronze
+    assert held - landed == set()
     steps = (
         bronze.sort("open_time")
         .group_by("symbol")
@@ -147,5 +190,7 @@ def test_down_stops_every_process(live: LiveRun) -> None:
     live.process.wait(timeout=60)
     left = {name: pid for name, pid in state.pids.items() if pid_alive(pid)}
     assert left == {}
+    # nor any worker or child of theirs (BentoML workers leave their parent's process group)
+    assert processes_of_home(str(live.home)) == []
     assert read_up_state(live.home) is None
     assert "nothing to stop" in run_cli(live.env, "down")

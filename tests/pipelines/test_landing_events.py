@@ -90,12 +90,13 @@ def test_each_topic_reports_its_own_bronze_asset(
     [
         # no model yet: bronze to gold (and the served accuracy that follows gold)
         (False, {"silver/candles", "gold/features", "ml/served_live_accuracy"}),
-        # a model exists: its predictions and their live accuracy follow in the same tick
+        # a model exists: its predictions, their live accuracy and the paper portfolio follow
+        # in the same tick
         (
             True,
             {
                 *("silver/candles", "gold/features", "ml/served_live_accuracy"),
-                *("ml/predictions", "ml/live_accuracy"),
+                *("ml/predictions", "ml/live_accuracy", "ml/paper_portfolio"),
             },
         ),
     ],
@@ -148,7 +149,7 @@ def test_the_requests_of_one_tick_are_one_run(instance: dg.DagsterInstance, tmp_
     selected = set(run.asset_selection or [])
     assert {k.to_user_string() for k in selected} == {
         *("silver/candles", "gold/features", "ml/predictions"),
-        *("ml/live_accuracy", "ml/served_live_accuracy"),
+        *("ml/live_accuracy", "ml/served_live_accuracy", "ml/paper_portfolio"),
     }
     # with every check of those assets, so the blocking ones guard the assets below them
     checks = {k for c in defs.asset_checks for k in c.check_keys if k.asset_key in selected}  # type: ignore[union-attr]

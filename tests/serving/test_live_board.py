@@ -3,6 +3,7 @@ live accuracy, rolling sentiment, and the changes a poll reports when the lake m
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ from serving.live_board import BoardOptions, BoardSources, LiveBoard
 from serving.market import MarketService
 from serving.model_quality import judge, registry_quality
 from serving.predictions import PricePredictionService
+from serving.system_status import LAYERS
 from training.metrics import wilson_interval
 from training.registry import LoadedModel
 from training.sentiment import load_sentiment_model
-from warehouse.catalog import GOLD_FEATURES, SILVER_CANDLES
+from warehouse.catalog import BRONZE_CANDLES, BRONZE_POSTS, GOLD_FEATURES, SILVER_CANDLES
 from warehouse.lake import Lake, read_table
 from warehouse.refresh import refresh_silver_posts
 
@@ -287,3 +289,63 @@ def test_the_warning_shows_when_a_baseline_is_as_good(
     assert bool(warnings) is warned
     if warned:
         assert "the champion (v3) does not beat the baselines" in warnings[0]
+
+
+def test_a_section_that_raised_is_rebuilt_at_the_next_poll(
+    board_lake: Lake,
+    registered_model: LoadedModel,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def unreadable(*args: object, **kwargs: object) -> pl.DataFrame:
+        raise OSError("object store hiccup")
+
+    board = _board(board_lake, registered_model)
+    caplog.set_level(logging.WARNING, logger="bentoml.marketlake")
+    with monkeypatch.context() as patched:
+        patched.setattr("serving.live_board.read_chart_candles", unreadable)
+        board.poll()
+        assert board.poll() == []  # still failing: nothing to send, no table moved
+        assert board.snapshot().prices.symbols == []
+    [warning] = [r for r in caplog.records if "object store hiccup" in r.getMessage()]
+    assert "prices" in warning.getMessage() and warning.levelno == logging.WARNING
+
+    changes = dict(board.poll())  # nothing moved in the lake: the failed section is retried
+    prices = changes["price_update"]
+    assert isinstance(prices, PriceUpdate) and {c.symbol for c in prices.symbols} == {
+        "BTCUSDT",
+        "ETHUSDT",
+    }
+    predictions = changes["prediction_update"]  # now scored on the gold the prices section read
+    assert isinstance(predictions, PredictionBoard) and predictions.outcomes_model_version == 1
+    checks = [c.name for c in board.snapshot().status.checks]  # run again on the candles read
+    assert len([c for c in checks if c.startswith(SILVER_CANDLES) and "fresh" not in c]) == 2
+    assert board.poll() == []  # rebuilt and recorded: quiet again
+
+
+def test_every_layers_newest_row_is_the_maximum_a_scan_finds(
+    board_lake: Lake, registered_model: LoadedModel
+) -> None:
+    board = _board(board_lake, registered_model)
+    board.poll()
+    layers = {layer.table: layer for layer in board.snapshot().status.layers}
+    for _, table, column in LAYERS:
+        if layers[table].version is None:
+            continue  # no such table in this lake
+        assert layers[table].newest == read_table(board_lake.location(table))[column].max(), table
+    assert {layers[t].version is not None for t in (BRONZE_CANDLES, BRONZE_POSTS)} == {True}
+
+
+def test_only_the_posts_shown_are_remembered(
+    board_lake: Lake, registered_model: LoadedModel
+) -> None:
+    sources = BoardSources(
+        board_lake, MarketService(board_lake), PricePredictionService(registered_model, board_lake)
+    )
+    board = LiveBoard(sources, BoardOptions(chart_hours=100, posts=2))
+    board.poll()
+    assert [p.post_id for p in board.snapshot().sentiment.posts] == ["p4", "p3"]
+    assert board._posts_seen == {
+        "p4",
+        "p3",
+    }  # bounded by the posts shown, not by the service's life
