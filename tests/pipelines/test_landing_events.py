@@ -154,4 +154,6 @@ def test_the_requests_of_one_tick_are_one_run(instance: dg.DagsterInstance, tmp_
     # with every check of those assets, so the blocking ones guard the assets below them
     checks = {k for c in defs.asset_checks for k in c.check_keys if k.asset_key in selected}  # type: ignore[union-attr]
     assert set(run.asset_check_keys or []) == checks
-    assert {k.asset_key.to_user_string() for k in checks} == {"silver/candles", "gold/features"}
+    assert {k.asset_key.to_user_string() for k in checks} == {
+        *("silver/candles", "gold/features", "ml/paper_portfolio"),
+    }

@@ -80,8 +80,10 @@ def _run_source(
     *,
     hours: int,
     clock: Callable[[], float] = time.time,
+    timeout_s: float = 20,
 ) -> tuple[list[list[dict[str, object]]], float]:
-    """Run the simulated source until it sent ``hours`` hours (or 20 s); the hours and the time."""
+    """Run the simulated source until it sent ``hours`` hours (or ``timeout_s``); the hours and
+    the time it ran."""
     sent: list[list[dict[str, object]]] = []
     stop = threading.Event()
 
@@ -97,7 +99,7 @@ def _run_source(
         kwargs={"on_hour": on_hour, "clock": clock},
     )
     thread.start()
-    thread.join(timeout=20)
+    thread.join(timeout=timeout_s)
     stop.set()
     thread.join(timeout=10)
     return sent, time.monotonic() - started
@@ -129,7 +131,10 @@ def test_simulated_source_never_produces_a_bar_that_has_not_closed(
     # the wall clock stands 90 minutes after the last bar opened: only the next bar has closed
     frozen = (HISTORY_END_MS + 2.5 * HOUR_MS) / 1000
     with broker_at(settings.broker_dir):
-        sent, _ = _run_source(settings, SourceOptions(speed=36_000), hours=2, clock=lambda: frozen)
+        # 3 s are 30 market hours at this speed: the source waits for the clock, not the pace
+        sent, _ = _run_source(
+            settings, SourceOptions(speed=36_000), hours=2, clock=lambda: frozen, timeout_s=3
+        )
     assert [int(bars[0]["open_time"]) for bars in sent] == [HISTORY_END_MS + HOUR_MS]  # type: ignore[call-overload]
 
 
