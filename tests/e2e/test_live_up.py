@@ -125,7 +125,8 @@ def test_up_serves_predictions_that_follow_the_simulated_hours(live: LiveRun) ->
 
 
 def broker_candles(home: Path) -> set[tuple[str, int]]:
-    """(symbol, open time in ms) of every candle the running embedded broker holds now."""
+    """(symbol, open time in ms) of the candles the running embedded broker holds now, up to the
+    end offsets it reports (a lower bound on Tansu: the source keeps producing meanwhile)."""
     from kafka import TopicPartition
 
     from pipelines.broker import broker_status
@@ -137,16 +138,17 @@ def broker_candles(home: Path) -> set[tuple[str, int]]:
     try:
         partitions = [TopicPartition("market.candles", p) for p in range(3)]
         consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
         consumer.seek_to_beginning(*partitions)
         held: set[tuple[str, int]] = set()
-        empty = 0
-        while empty < 3:  # "caught up" = fetches come back empty (end offsets lie on Tansu)
-            polled = consumer.poll(timeout_ms=1000)
-            empty = 0 if any(polled.values()) else empty + 1
-            for records in polled.values():
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, "could not read the broker's log within 60 s"
+            for tp, records in consumer.poll(timeout_ms=1000).items():
                 for record in records:
-                    candle = json.loads(record.value)
-                    held.add((candle["symbol"], int(candle["open_time"])))
+                    if record.offset < ends[tp]:
+                        candle = json.loads(record.value)
+                        held.add((candle["symbol"], int(candle["open_time"])))
         return held
     finally:
         consumer.close()
